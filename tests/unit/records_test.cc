@@ -1,0 +1,488 @@
+// Tests for the input record parser (core/records.h): JSON lines into
+// per-modality columns, with an exact error message for every bad line.
+#include "core/records.h"
+
+#include <cfloat>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace latefuse {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+// simdjson 3.0.1's messages, as `invalid JSON: ...` quotes them.
+constexpr std::string_view kStructureError =
+    "The JSON document has an improper structure: missing or superfluous "
+    "commas, braces, missing keys, etc.";
+constexpr std::string_view kUtf8Error = "The input is not valid UTF-8";
+
+std::vector<RecordModalitySpec> TestSpecs() {
+  return {{"vitals", RecordInputKind::kDense, 3},
+          {"notes", RecordInputKind::kText},
+          {"scan", RecordInputKind::kBytes}};
+}
+
+// A record that uses every modality: vitals [1, 2, 3], notes "n<tag>",
+// scan the bytes "AB" (base64 "QUI=").
+std::string GoodLine(std::string_view tag) {
+  return std::string(R"({"id": "good-)") + std::string(tag) +
+         R"(", "modalities": {"vitals": [1, 2, 3], "notes": "n)" +
+         std::string(tag) + R"(", "scan": "QUI="}, "label": "stable"})";
+}
+
+// Appends `lines` as lines 1, 2, ... of a fresh batch.
+InputBatch ParseLines(RecordParser& parser,
+                      const std::vector<std::string>& lines) {
+  InputBatch batch;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    parser.Append(lines[i], i + 1, batch);
+  }
+  return batch;
+}
+
+// Every per-row vector has `rows` entries and each column's values match the
+// number of rows it is present in.
+void ExpectConsistent(const InputBatch& batch,
+                      const std::vector<RecordModalitySpec>& specs) {
+  EXPECT_EQ(batch.ids.size(), batch.rows);
+  EXPECT_EQ(batch.has_id.size(), batch.rows);
+  EXPECT_EQ(batch.labels.size(), batch.rows);
+  EXPECT_EQ(batch.has_label.size(), batch.rows);
+  EXPECT_EQ(batch.errors.size(), batch.rows);
+  ASSERT_EQ(batch.columns.size(), specs.size());
+  for (std::size_t k = 0; k < specs.size(); ++k) {
+    const InputColumn& column = batch.columns[k];
+    ASSERT_EQ(column.present.size(), batch.rows) << specs[k].name;
+    std::size_t present = 0;
+    for (std::uint8_t flag : column.present) present += flag;
+    if (specs[k].kind == RecordInputKind::kDense) {
+      EXPECT_EQ(column.dense.size(), present * specs[k].width) << specs[k].name;
+      EXPECT_THAT(column.items, IsEmpty()) << specs[k].name;
+    } else {
+      EXPECT_EQ(column.items.size(), present) << specs[k].name;
+      EXPECT_THAT(column.dense, IsEmpty()) << specs[k].name;
+    }
+  }
+}
+
+TEST(RecordParserTest, GoodLineFillsEveryKindOfColumn) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch;
+  parser.Append(R"({"id": "p-0001", "modalities": {"vitals": [72.5, -1, 1e3], )"
+                R"("notes": "pt alert", "scan": "AP8Q"}, "label": "stable"})",
+                1, batch);
+
+  ASSERT_EQ(batch.rows, 1u);
+  ExpectConsistent(batch, TestSpecs());
+  EXPECT_THAT(batch.errors, ElementsAre(""));
+  EXPECT_THAT(batch.ids, ElementsAre("p-0001"));
+  EXPECT_THAT(batch.has_id, ElementsAre(1));
+  EXPECT_THAT(batch.labels, ElementsAre("stable"));
+  EXPECT_THAT(batch.has_label, ElementsAre(1));
+  EXPECT_THAT(batch.columns[0].present, ElementsAre(1));
+  EXPECT_THAT(batch.columns[0].dense, ElementsAre(72.5f, -1.0f, 1000.0f));
+  EXPECT_THAT(batch.columns[1].present, ElementsAre(1));
+  EXPECT_THAT(batch.columns[1].items, ElementsAre("pt alert"));
+  EXPECT_THAT(batch.columns[2].present, ElementsAre(1));
+  EXPECT_THAT(batch.columns[2].items,
+              ElementsAre(std::string("\x00\xff\x10", 3)));
+}
+
+TEST(RecordParserTest, NullAndAbsentModalitiesAreMissingNotErrors) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch;
+  parser.Append(R"({"id": "a", "modalities": {"vitals": null, "notes": "x"}})",
+                1, batch);
+  parser.Append(R"({"id": "b", "modalities": {}})", 2, batch);
+
+  ExpectConsistent(batch, TestSpecs());
+  EXPECT_THAT(batch.errors, ElementsAre("", ""));
+  EXPECT_THAT(batch.ids, ElementsAre("a", "b"));
+  EXPECT_THAT(batch.columns[0].present, ElementsAre(0, 0));
+  EXPECT_THAT(batch.columns[1].present, ElementsAre(1, 0));
+  EXPECT_THAT(batch.columns[1].items, ElementsAre("x"));
+  EXPECT_THAT(batch.columns[2].present, ElementsAre(0, 0));
+  EXPECT_THAT(batch.columns[0].dense, IsEmpty());
+}
+
+TEST(RecordParserTest, LabelIsOptionalAndNullMeansAbsent) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch = ParseLines(
+      parser, {R"({"id": "a", "modalities": {}, "label": "deteriorating"})",
+               R"({"id": "b", "modalities": {}, "label": null})",
+               R"({"id": "c", "modalities": {}})",
+               R"({"id": "d", "modalities": {}, "label": ""})"});
+
+  EXPECT_THAT(batch.errors, ElementsAre("", "", "", ""));
+  EXPECT_THAT(batch.labels, ElementsAre("deteriorating", "", "", ""));
+  EXPECT_THAT(batch.has_label, ElementsAre(1, 0, 0, 1));
+}
+
+TEST(RecordParserTest, OtherTopLevelKeysAreIgnored) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch;
+  parser.Append(R"({"source": {"site": 3, "tags": [1, "x", null]}, "id": "a", )"
+                R"("modalities": {"notes": "hi"}, "ts": 1.5e9, "ok": true})",
+                1, batch);
+
+  EXPECT_THAT(batch.errors, ElementsAre(""));
+  EXPECT_THAT(batch.ids, ElementsAre("a"));
+  EXPECT_THAT(batch.columns[1].items, ElementsAre("hi"));
+}
+
+TEST(RecordParserTest, SeveralLinesLandInRowOrderPerPresentRow) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch = ParseLines(
+      parser,
+      {R"({"id": "r1", "modalities": {"vitals": [1, 2, 3], "notes": "one"}})",
+       R"({"id": "r2", "modalities": {"notes": "two", "scan": "QUJD"}})",
+       R"({"id": "r3", "modalities": {"vitals": [4, 5, 6], "scan": "QQ"}})"});
+
+  ExpectConsistent(batch, TestSpecs());
+  EXPECT_EQ(batch.rows, 3u);
+  EXPECT_THAT(batch.ids, ElementsAre("r1", "r2", "r3"));
+  EXPECT_THAT(batch.columns[0].present, ElementsAre(1, 0, 1));
+  EXPECT_THAT(batch.columns[0].dense, ElementsAre(1, 2, 3, 4, 5, 6));
+  EXPECT_THAT(batch.columns[1].present, ElementsAre(1, 1, 0));
+  EXPECT_THAT(batch.columns[1].items, ElementsAre("one", "two"));
+  EXPECT_THAT(batch.columns[2].present, ElementsAre(0, 1, 1));
+  EXPECT_THAT(batch.columns[2].items, ElementsAre("ABC", "A"));
+}
+
+TEST(RecordParserTest, TextIsDecodedUtf8) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch;
+  parser.Append(
+      R"({"id": "a", "modalities": {"notes": "caf\u00e9 \"x\"\n\u2713 ✓"}})", 1,
+      batch);
+
+  EXPECT_THAT(batch.errors, ElementsAre(""));
+  EXPECT_THAT(batch.columns[1].items,
+              ElementsAre("caf\xc3\xa9 \"x\"\n\xe2\x9c\x93 \xe2\x9c\x93"));
+}
+
+TEST(RecordParserTest, BytesAcceptBase64WithOrWithoutPadding) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch =
+      ParseLines(parser, {R"({"id": "a", "modalities": {"scan": "QUI="}})",
+                          R"({"id": "b", "modalities": {"scan": "QUI"}})",
+                          R"({"id": "c", "modalities": {"scan": ""}})"});
+
+  EXPECT_THAT(batch.errors, ElementsAre("", "", ""));
+  EXPECT_THAT(batch.columns[2].present, ElementsAre(1, 1, 1));
+  EXPECT_THAT(batch.columns[2].items, ElementsAre("AB", "AB", ""));
+}
+
+TEST(RecordParserTest, DenseValuesArriveAsFloat32OfTheParsedDouble) {
+  RecordParser parser({{"x", RecordInputKind::kDense, 6}});
+  InputBatch batch;
+  parser.Append(R"({"id": "a", "modalities": {"x": [0.1, 72, -0.0, 1e-50, )"
+                R"(3.4028235e38, -16777217]}})",
+                1, batch);
+
+  ASSERT_THAT(batch.errors, ElementsAre(""));
+  const std::vector<float>& dense = batch.columns[0].dense;
+  ASSERT_EQ(dense.size(), 6u);
+  EXPECT_EQ(dense[0], static_cast<float>(0.1));
+  EXPECT_NE(static_cast<double>(dense[0]), 0.1);  // float32, not double
+  EXPECT_EQ(dense[1], 72.0f);
+  EXPECT_EQ(dense[2], 0.0f);
+  EXPECT_TRUE(std::signbit(dense[2]));
+  EXPECT_EQ(dense[3], 0.0f);  // underflows to zero, as a float32 cast does
+  // FLT_MAX as printed at float32 precision is a hair above FLT_MAX as a
+  // double, yet rounds to it.
+  EXPECT_EQ(dense[4], FLT_MAX);
+  EXPECT_EQ(dense[5], static_cast<float>(-16777217.0));
+}
+
+TEST(RecordParserTest, WhitespaceAroundTheObjectAndCrlfAreFine) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch;
+  parser.Append("  {\"id\": \"a\", \"modalities\": {}}\t\r", 1, batch);
+  EXPECT_THAT(batch.errors, ElementsAre(""));
+  EXPECT_THAT(batch.ids, ElementsAre("a"));
+}
+
+struct BadLineCase {
+  std::string line;
+  std::string message;
+};
+
+void PrintTo(const BadLineCase& test_case, std::ostream* os) {
+  *os << "line " << ::testing::PrintToString(test_case.line);
+}
+
+class BadLineTest : public ::testing::TestWithParam<BadLineCase> {};
+
+// The bad line is line 3, between good lines: its row gets the exact message
+// and no modality, the good rows keep everything.
+TEST_P(BadLineTest, GivesExactMessageAndLeavesOtherRowsIntact) {
+  const BadLineCase& test_case = GetParam();
+  RecordParser parser(TestSpecs());
+  InputBatch batch = ParseLines(
+      parser, {GoodLine("1"), GoodLine("2"), test_case.line, GoodLine("4")});
+
+  ExpectConsistent(batch, TestSpecs());
+  ASSERT_EQ(batch.rows, 4u);
+  EXPECT_EQ(batch.errors[2], test_case.message);
+  EXPECT_EQ(batch.errors[0], "");
+  EXPECT_EQ(batch.errors[1], "");
+  EXPECT_EQ(batch.errors[3], "");
+  for (const InputColumn& column : batch.columns) {
+    EXPECT_THAT(column.present, ElementsAre(1, 1, 0, 1));
+  }
+  EXPECT_THAT(batch.columns[0].dense, ElementsAre(1, 2, 3, 1, 2, 3, 1, 2, 3));
+  EXPECT_THAT(batch.columns[1].items, ElementsAre("n1", "n2", "n4"));
+  EXPECT_THAT(batch.columns[2].items, ElementsAre("AB", "AB", "AB"));
+  EXPECT_EQ(batch.ids[1], "good-2");
+  EXPECT_EQ(batch.ids[3], "good-4");
+  EXPECT_THAT(batch.labels, ElementsAre("stable", "stable", "", "stable"));
+  EXPECT_THAT(batch.has_label, ElementsAre(1, 1, 0, 1));
+}
+
+// Builds a record line with id "bad" around a `modalities` object body.
+std::string WithModalities(std::string_view body) {
+  return std::string(R"({"id": "bad", "modalities": {)") + std::string(body) +
+         "}}";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Messages, BadLineTest,
+    ::testing::Values(
+        BadLineCase{"", "line 3: empty line"},
+        BadLineCase{" \t \r", "line 3: empty line"},
+        BadLineCase{R"({"id": "bad", "modalities": {})",
+                    "line 3: invalid JSON: " + std::string(kStructureError)},
+        BadLineCase{R"({"id": "bad", "modalities": {}} x)",
+                    "line 3: invalid JSON: " + std::string(kStructureError)},
+        BadLineCase{R"({"id": "bad", "modalities": {}} {})",
+                    "line 3: invalid JSON: " + std::string(kStructureError)},
+        BadLineCase{"{\"id\": \"bad\", \"modalities\": {\"notes\": \"\xff\"}}",
+                    "line 3: invalid JSON: " + std::string(kUtf8Error)},
+        BadLineCase{"[1, 2]", "line 3: expected a JSON object"},
+        BadLineCase{R"("p-1")", "line 3: expected a JSON object"},
+        BadLineCase{"null", "line 3: expected a JSON object"},
+        BadLineCase{R"({"modalities": {}})", R"(line 3: missing "id")"},
+        BadLineCase{R"({"id": 42, "modalities": {}})",
+                    "line 3: id: expected a string, got 42"},
+        BadLineCase{R"({"id": ["a"], "modalities": {}})",
+                    "line 3: id: expected a string, got a list"},
+        BadLineCase{R"({"id": null, "modalities": {}})",
+                    "line 3: id: expected a string, got null"},
+        BadLineCase{R"({"id": "", "modalities": {}})",
+                    R"(line 3: id: expected a non-empty string, got "")"},
+        BadLineCase{R"({"id": "a", "id": "b", "modalities": {}})",
+                    "line 3: id: given twice"},
+        BadLineCase{R"({"id": "bad"})", R"(line 3: missing "modalities")"},
+        BadLineCase{R"({"id": "bad", "modalities": [1, 2, 3]})",
+                    "line 3: modalities: expected an object"},
+        BadLineCase{R"({"id": "bad", "modalities": null})",
+                    "line 3: modalities: expected an object"},
+        BadLineCase{R"({"id": "bad", "modalities": {}, "modalities": {}})",
+                    "line 3: modalities: given twice"},
+        BadLineCase{WithModalities(R"("xray": null)"),
+                    "line 3: modalities.xray: unknown modality (the pipeline "
+                    "has vitals, notes, scan)"},
+        BadLineCase{WithModalities(R"("vitals": "72, 118, 0.5")"),
+                    "line 3: modalities.vitals: expected a list of 3 numbers, "
+                    "got a string"},
+        BadLineCase{WithModalities(R"("vitals": {"hr": 72})"),
+                    "line 3: modalities.vitals: expected a list of 3 numbers, "
+                    "got an object"},
+        BadLineCase{WithModalities(R"("vitals": 72)"),
+                    "line 3: modalities.vitals: expected a list of 3 numbers, "
+                    "got 72"},
+        BadLineCase{WithModalities(R"("vitals": [1, 2])"),
+                    "line 3: modalities.vitals: expected 3 numbers, got 2"},
+        BadLineCase{WithModalities(R"("vitals": [])"),
+                    "line 3: modalities.vitals: expected 3 numbers, got 0"},
+        BadLineCase{WithModalities(R"("vitals": [1, "abc", 3])"),
+                    R"(line 3: modalities.vitals[1]: expected a number, )"
+                    R"(got "abc")"},
+        BadLineCase{WithModalities(R"("vitals": [1, 2, null])"),
+                    "line 3: modalities.vitals[2]: expected a number, got "
+                    "null"},
+        BadLineCase{WithModalities(R"("vitals": [true, 2, 3])"),
+                    "line 3: modalities.vitals[0]: expected a number, got "
+                    "true"},
+        BadLineCase{WithModalities(R"("vitals": [1, [2], 3])"),
+                    "line 3: modalities.vitals[1]: expected a number, got a "
+                    "list"},
+        BadLineCase{
+            WithModalities(
+                R"("vitals": [1, 2, "a note far longer than forty characters, cut short"])"),
+            R"(line 3: modalities.vitals[2]: expected a number, got )"
+            R"("a note far longer than forty characte...")"},
+        BadLineCase{WithModalities(R"("vitals": [1, 1e39, 3])"),
+                    "line 3: modalities.vitals[1]: not a finite float32 "
+                    "number"},
+        BadLineCase{WithModalities(R"("vitals": [1, 2, -3.5e38])"),
+                    "line 3: modalities.vitals[2]: not a finite float32 "
+                    "number"},
+        BadLineCase{WithModalities(R"("vitals": [1, 1e400, 3])"),
+                    "line 3: modalities.vitals[1]: not a finite float32 "
+                    "number"},
+        BadLineCase{WithModalities(R"("vitals": [-1e400, 2, 3])"),
+                    "line 3: modalities.vitals[0]: not a finite float32 "
+                    "number"},
+        BadLineCase{
+            WithModalities(
+                R"("vitals": [1, 2, 123456789012345678901234567890])"),
+            "line 3: modalities.vitals[2]: number out of range, got "
+            "123456789012345678901234567890 (integers must fit in 64 bits)"},
+        BadLineCase{R"({"id": "bad", "meta": {"score": [0, 1e999]}, )"
+                    R"("modalities": {}})",
+                    "line 3: meta.score[1]: number out of range, got 1e999"},
+        BadLineCase{"[1, 1e400]", "line 3: expected a JSON object"},
+        BadLineCase{WithModalities(R"("vitals": [1, 01, 3])"),
+                    "line 3: invalid JSON: Problem while parsing a number"},
+        BadLineCase{WithModalities(R"("notes": ["pt", "alert"])"),
+                    "line 3: modalities.notes: expected a string, got a list"},
+        BadLineCase{WithModalities(R"("notes": 42)"),
+                    "line 3: modalities.notes: expected a string, got 42"},
+        BadLineCase{WithModalities(R"("scan": "not base64!")"),
+                    "line 3: modalities.scan: expected base64 text"},
+        BadLineCase{WithModalities(R"("scan": "QUI=QUI=")"),
+                    "line 3: modalities.scan: expected base64 text"},
+        BadLineCase{WithModalities(R"("scan": [1, 2])"),
+                    "line 3: modalities.scan: expected base64 text, got a "
+                    "list"},
+        BadLineCase{WithModalities(R"("vitals": [1, 2, 3], "vitals": null)"),
+                    "line 3: modalities.vitals: given twice"},
+        BadLineCase{WithModalities(R"("notes": null, "notes": "x")"),
+                    "line 3: modalities.notes: given twice"},
+        BadLineCase{R"({"id": "bad", "modalities": {}, "label": 1})",
+                    "line 3: label: expected a string"},
+        BadLineCase{R"({"id": "bad", "modalities": {}, "label": ["a"]})",
+                    "line 3: label: expected a string"}));
+
+TEST(RecordParserTest, BadLineRollsBackModalitiesParsedBeforeTheFault) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch;
+  parser.Append(
+      R"({"id": "a", "modalities": {"vitals": [1, 2, 3], "notes": "x", )"
+      R"("scan": "!!"}})",
+      7, batch);
+
+  ExpectConsistent(batch, TestSpecs());
+  EXPECT_THAT(batch.errors,
+              ElementsAre("line 7: modalities.scan: expected base64 text"));
+  for (const InputColumn& column : batch.columns) {
+    EXPECT_THAT(column.present, ElementsAre(0));
+  }
+  EXPECT_THAT(batch.columns[0].dense, IsEmpty());
+  EXPECT_THAT(batch.columns[1].items, IsEmpty());
+  EXPECT_THAT(batch.columns[2].items, IsEmpty());
+}
+
+TEST(RecordParserTest, BadLineKeepsItsIdWhenOneCanBeRead) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch = ParseLines(
+      parser,
+      {
+          // Valid JSON, a later fault.
+          WithModalities(R"("vitals": [1, 2])"),
+          R"({"id": "p-2", "modalities": {}, "label": 3})",
+          // Not valid JSON, but the id comes before the fault.
+          R"({"id": "p-3", "modalities": {"vitals": [1, 2,}})",
+          R"({"id": "p-\u0034", "modalities": {"vitals": [1e400, 2, 3]}})",
+          // The fault comes first, the id is unusable or given twice.
+          R"({"modalities": {"vitals": [1, 2,}}, "id": "p-5"})",
+          R"({"id": 6, "modalities": {}})",
+          R"({"id": "", "modalities": {"vitals": [)",
+          R"({"id": "p-8", "id": "p-8b", "modalities": {)",
+          "",
+      });
+
+  ExpectConsistent(batch, TestSpecs());
+  EXPECT_THAT(batch.ids,
+              ElementsAre("bad", "p-2", "p-3", "p-4", "", "", "", "", ""));
+  EXPECT_THAT(batch.has_id, ElementsAre(1, 1, 1, 1, 0, 0, 0, 0, 0));
+  for (const std::string& error : batch.errors) EXPECT_NE(error, "");
+  EXPECT_EQ(batch.errors[3],
+            "line 4: modalities.vitals[0]: not a finite float32 number");
+}
+
+TEST(RecordParserTest, ClearEmptiesTheBatchForReuse) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch = ParseLines(parser, {GoodLine("1"), "oops", GoodLine("3")});
+  ASSERT_EQ(batch.rows, 3u);
+  const std::size_t dense_capacity = batch.columns[0].dense.capacity();
+
+  batch.Clear();
+  EXPECT_EQ(batch.rows, 0u);
+  ExpectConsistent(batch, TestSpecs());
+  EXPECT_EQ(batch.columns[0].dense.capacity(), dense_capacity);
+
+  parser.Append(R"({"id": "again", "modalities": {"notes": "n"}})", 10, batch);
+  ExpectConsistent(batch, TestSpecs());
+  EXPECT_THAT(batch.ids, ElementsAre("again"));
+  EXPECT_THAT(batch.errors, ElementsAre(""));
+  EXPECT_THAT(batch.columns[0].present, ElementsAre(0));
+  EXPECT_THAT(batch.columns[1].items, ElementsAre("n"));
+}
+
+TEST(RecordParserTest, ColumnsAreSizedOnFirstUse) {
+  RecordParser parser(TestSpecs());
+  InputBatch batch;
+  EXPECT_THAT(batch.columns, IsEmpty());
+  parser.Append("not json", 1, batch);
+  ASSERT_EQ(batch.columns.size(), 3u);
+  ExpectConsistent(batch, TestSpecs());
+  EXPECT_EQ(batch.errors[0].rfind("line 1: invalid JSON: ", 0), 0u)
+      << batch.errors[0];
+}
+
+TEST(RecordParserTest, UnknownModalityMessageWithAnEmptyPipeline) {
+  RecordParser parser({});
+  InputBatch batch;
+  parser.Append(R"({"id": "a", "modalities": {"x": 1}})", 2, batch);
+  EXPECT_THAT(batch.errors,
+              ElementsAre("line 2: modalities.x: unknown modality (the "
+                          "pipeline has none)"));
+  EXPECT_THAT(batch.columns, IsEmpty());
+}
+
+TEST(RecordParserTest, WidthOneSaysOneNumber) {
+  RecordParser parser({{"age", RecordInputKind::kDense, 1}});
+  InputBatch batch =
+      ParseLines(parser, {R"({"id": "a", "modalities": {"age": 61}})",
+                          R"({"id": "b", "modalities": {"age": [61, 62]}})",
+                          R"({"id": "c", "modalities": {"age": [61]}})"});
+  EXPECT_THAT(
+      batch.errors,
+      ElementsAre("line 1: modalities.age: expected a list of 1 "
+                  "number, got 61",
+                  "line 2: modalities.age: expected 1 number, got 2", ""));
+  EXPECT_THAT(batch.columns[0].dense, ElementsAre(61.0f));
+}
+
+TEST(RecordParserTest, ParserIsReusableAcrossLinesOfGrowingSize) {
+  RecordParser parser({{"x", RecordInputKind::kDense, 1000}});
+  InputBatch batch;
+  for (std::size_t line = 1; line <= 3; ++line) {
+    std::string record = R"({"id": "big", "modalities": {"x": [)";
+    for (std::size_t i = 0; i < 1000; ++i) {
+      if (i > 0) record += ", ";
+      record += std::to_string(i * line);
+    }
+    record += "]}}";
+    parser.Append(std::string(line * 100, ' ') + record, line, batch);
+  }
+  ASSERT_THAT(batch.errors, ElementsAre("", "", ""));
+  ASSERT_EQ(batch.columns[0].dense.size(), 3000u);
+  EXPECT_EQ(batch.columns[0].dense[2999], 2997.0f);
+}
+
+}  // namespace
+}  // namespace latefuse
