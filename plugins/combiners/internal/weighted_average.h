@@ -1,0 +1,44 @@
+// Weighted averaging over the modalities present in each row, shared by the
+// in-tree `mean` and `weighted_mean` combiners.
+#ifndef LATEFUSE_PLUGINS_COMBINERS_INTERNAL_WEIGHTED_AVERAGE_H_
+#define LATEFUSE_PLUGINS_COMBINERS_INTERNAL_WEIGHTED_AVERAGE_H_
+
+#include <algorithm>
+#include <latefuse/plugin.hpp>
+#include <vector>
+
+namespace latefuse::combiners_internal {
+
+// p = sum_{k in S} w_k p_k / sum_{k in S} w_k over the present set S of each
+// row; the explanation is each modality's share w_k / sum_{k in S} w_k (0 when
+// absent). weights[k] > 0 for every k.
+inline sdk::Status WeightedAverage(const sdk::CombineInput& in,
+                                   const std::vector<double>& weights,
+                                   sdk::CombineOutput& out) {
+  const std::size_t classes = in.classes();
+  for (std::size_t r = 0; r < in.rows(); ++r) {
+    double* fused = out.Row(r);
+    std::fill(fused, fused + classes, 0.0);
+    double total = 0.0;
+    for (std::size_t k = 0; k < in.modalities(); ++k) {
+      if (!in.Present(k, r)) continue;
+      total += weights[k];
+      const double* p = in.Row(k, r);
+      for (std::size_t c = 0; c < classes; ++c) fused[c] += weights[k] * p[c];
+    }
+    if (total <= 0.0)
+      return sdk::FailedPrecondition("a row with no modality present");
+    for (std::size_t c = 0; c < classes; ++c) fused[c] /= total;
+    if (out.explain()) {
+      double* share = out.Explanation(r);
+      for (std::size_t k = 0; k < in.modalities(); ++k) {
+        share[k] = in.Present(k, r) ? weights[k] / total : 0.0;
+      }
+    }
+  }
+  return sdk::Status();
+}
+
+}  // namespace latefuse::combiners_internal
+
+#endif  // LATEFUSE_PLUGINS_COMBINERS_INTERNAL_WEIGHTED_AVERAGE_H_

@@ -1,0 +1,43 @@
+// The `mean` combiner: the unweighted average of the present modalities'
+// probabilities.
+//
+//   combiner: {plugin: mean}
+//
+// A missing modality is left out of the average: p = (1/|S|) sum_{k in S} p_k.
+#include <memory>
+#include <vector>
+
+#include "internal/weighted_average.h"
+
+namespace latefuse::mean {
+namespace {
+
+class MeanCombiner {
+ public:
+  static sdk::Result<std::unique_ptr<MeanCombiner>> Create(
+      const sdk::CreateContext& context) {
+    if (!context.params.json().empty()) {
+      return sdk::InvalidArgument("params: mean takes no parameters, got " +
+                                  context.params.json().dump());
+    }
+    return std::make_unique<MeanCombiner>(context.modalities.size());
+  }
+
+  explicit MeanCombiner(std::size_t modalities) : weights_(modalities, 1.0) {}
+
+  sdk::CombinerContract Describe() const { return {/*explains=*/true}; }
+
+  sdk::Status Combine(const sdk::CombineInput& in, sdk::CombineOutput& out) {
+    return combiners_internal::WeightedAverage(in, weights_, out);
+  }
+
+ private:
+  std::vector<double> weights_;
+};
+
+}  // namespace
+}  // namespace latefuse::mean
+
+LATEFUSE_COMBINER_PLUGIN(latefuse::mean::MeanCombiner, "mean", "1.0.0",
+                         "Average of the present modalities' probabilities",
+                         "Apache-2.0")

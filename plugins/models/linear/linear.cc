@@ -1,0 +1,203 @@
+// The `linear` model plugin: scikit-learn's StandardScaler +
+// LogisticRegression, from a `latefuse.linear/v1` JSON file.
+//
+// A pipeline uses it as:
+//
+//   modalities:
+//     - name: vitals
+//       input: {kind: dense, size: 12}
+//       model:
+//         plugin: linear
+//         version: "^1.0"
+//         params: {model: models/vitals.json}   # relative to the pipeline file
+//
+// Binary models hold one coefficient row: P(classes[1]) = sigmoid(x.w + b).
+// Multiclass models hold one row per class: softmax. With a `scaler`, x' = (x -
+// mean) / scale first. Features arrive as float32; all arithmetic is float64,
+// as scikit-learn does it on the same values cast to float64.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <latefuse/plugin.hpp>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace latefuse::linear {
+namespace {
+
+using sdk::InvalidArgument;
+using sdk::Result;
+using sdk::Status;
+
+// A numeric vector of the model file; `where` names it in errors.
+Result<std::vector<double>> ReadVector(const nlohmann::json& json,
+                                       const std::string& where) {
+  if (!json.is_array())
+    return InvalidArgument(where + ": expected a list of numbers");
+  std::vector<double> out;
+  out.reserve(json.size());
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    if (!json[i].is_number()) {
+      return InvalidArgument(where + "[" + std::to_string(i) +
+                             "]: expected a number, got " + json[i].dump());
+    }
+    out.push_back(json[i].get<double>());
+    if (!std::isfinite(out.back())) {
+      return InvalidArgument(where + "[" + std::to_string(i) + "]: not finite");
+    }
+  }
+  return out;
+}
+
+class LinearModel {
+ public:
+  static Result<std::unique_ptr<LinearModel>> Create(
+      const sdk::CreateContext& context) {
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(std::filesystem::path path,
+                                  context.params.GetPath("model"));
+    std::ifstream in(path);
+    if (!in)
+      return sdk::NotFound("cannot open model file '" + path.string() + "'");
+    std::stringstream text;
+    text << in.rdbuf();
+    nlohmann::json json = nlohmann::json::parse(text.str(), nullptr, false);
+    if (json.is_discarded()) {
+      return InvalidArgument("model file '" + path.string() +
+                             "': not valid JSON");
+    }
+    auto model = std::unique_ptr<LinearModel>(new LinearModel());
+    if (Status status = model->Read(json); !status.ok()) {
+      return InvalidArgument("model file '" + path.string() +
+                             "': " + status.message());
+    }
+    return model;
+  }
+
+  sdk::ModelContract Describe() const {
+    return {LF_INPUT_DENSE, width_, classes_};
+  }
+
+  Status Infer(const sdk::Batch& batch, sdk::ProbabilitiesOut& out) {
+    if (batch.kind() != LF_INPUT_DENSE || batch.width() != width_) {
+      return InvalidArgument("expected dense rows of width " +
+                             std::to_string(width_));
+    }
+    const std::size_t outputs = coef_.size();
+    std::vector<double> scaled(width_);
+    std::vector<double> z(outputs);
+    for (std::size_t r = 0; r < batch.rows(); ++r) {
+      const float* x = batch.Row(r);
+      for (std::size_t j = 0; j < width_; ++j) {
+        scaled[j] = (static_cast<double>(x[j]) - mean_[j]) / scale_[j];
+      }
+      for (std::size_t c = 0; c < outputs; ++c) {
+        double sum = 0.0;
+        for (std::size_t j = 0; j < width_; ++j) sum += scaled[j] * coef_[c][j];
+        z[c] = sum + intercept_[c];
+      }
+      double* p = out.Row(r);
+      if (outputs == 1) {
+        // As scikit-learn: P(classes[1]) = expit(z), P(classes[0]) = 1 - that.
+        p[1] = z[0] >= 0 ? 1.0 / (1.0 + std::exp(-z[0]))
+                         : std::exp(z[0]) / (1.0 + std::exp(z[0]));
+        p[0] = 1.0 - p[1];
+      } else {
+        const double top = *std::max_element(z.begin(), z.end());
+        double total = 0.0;
+        for (std::size_t c = 0; c < outputs; ++c)
+          total += p[c] = std::exp(z[c] - top);
+        for (std::size_t c = 0; c < outputs; ++c) p[c] /= total;
+      }
+    }
+    return Status();
+  }
+
+ private:
+  LinearModel() = default;
+
+  Status Read(const nlohmann::json& json) {
+    if (!json.is_object()) return InvalidArgument("expected a JSON object");
+    if (!json.contains("format") || json["format"] != "latefuse.linear/v1") {
+      return InvalidArgument(
+          "format: expected \"latefuse.linear/v1\", got " +
+          (json.contains("format") ? json["format"].dump() : "nothing"));
+    }
+    for (const auto& [key, value] : json.items()) {
+      if (key != "format" && key != "classes" && key != "coef" &&
+          key != "intercept" && key != "scaler") {
+        return InvalidArgument(
+            "unknown key '" + key +
+            "' (expected format, classes, coef, intercept, scaler)");
+      }
+    }
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(
+        classes_, sdk::Params::Convert<std::vector<std::string>>(
+                      json.value("classes", nlohmann::json()), "classes"));
+    if (classes_.size() < 2)
+      return InvalidArgument("classes: need at least 2 classes");
+    const nlohmann::json& coef = json.value("coef", nlohmann::json());
+    const std::size_t rows = classes_.size() == 2 ? 1 : classes_.size();
+    if (!coef.is_array() || coef.size() != rows) {
+      return InvalidArgument("coef: expected " + std::to_string(rows) +
+                             " row(s) for " + std::to_string(classes_.size()) +
+                             " classes");
+    }
+    for (std::size_t c = 0; c < rows; ++c) {
+      LATEFUSE_SDK_ASSIGN_OR_RETURN(
+          std::vector<double> row,
+          ReadVector(coef[c], "coef[" + std::to_string(c) + "]"));
+      if (row.empty() || (c > 0 && row.size() != coef_[0].size())) {
+        return InvalidArgument("coef[" + std::to_string(c) +
+                               "]: rows differ in width");
+      }
+      coef_.push_back(std::move(row));
+    }
+    width_ = coef_[0].size();
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(
+        intercept_,
+        ReadVector(json.value("intercept", nlohmann::json()), "intercept"));
+    if (intercept_.size() != rows) {
+      return InvalidArgument("intercept: expected " + std::to_string(rows) +
+                             " value(s)");
+    }
+    mean_.assign(width_, 0.0);
+    scale_.assign(width_, 1.0);
+    if (json.contains("scaler") && !json["scaler"].is_null()) {
+      const nlohmann::json& scaler = json["scaler"];
+      if (!scaler.is_object())
+        return InvalidArgument("scaler: expected an object");
+      LATEFUSE_SDK_ASSIGN_OR_RETURN(
+          mean_,
+          ReadVector(scaler.value("mean", nlohmann::json()), "scaler.mean"));
+      LATEFUSE_SDK_ASSIGN_OR_RETURN(
+          scale_,
+          ReadVector(scaler.value("scale", nlohmann::json()), "scaler.scale"));
+      if (mean_.size() != width_ || scale_.size() != width_) {
+        return InvalidArgument("scaler: mean and scale need " +
+                               std::to_string(width_) +
+                               " values, as coef rows");
+      }
+      if (std::find(scale_.begin(), scale_.end(), 0.0) != scale_.end()) {
+        return InvalidArgument("scaler.scale: zero scale");
+      }
+    }
+    return Status();
+  }
+
+  std::vector<std::string> classes_;
+  std::vector<std::vector<double>> coef_;
+  std::vector<double> intercept_;
+  std::vector<double> mean_;
+  std::vector<double> scale_;
+  std::size_t width_ = 0;
+};
+
+}  // namespace
+}  // namespace latefuse::linear
+
+LATEFUSE_MODEL_PLUGIN(latefuse::linear::LinearModel, "linear", "1.0.0",
+                      "Logistic regression with optional standard scaling "
+                      "(latefuse.linear/v1)",
+                      "Apache-2.0")
