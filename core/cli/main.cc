@@ -1,0 +1,180 @@
+// The `latefuse` command: run a pipeline over JSONL records, validate a
+// pipeline and print its resolved plan, inspect a plugin library.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "core/pipeline.h"
+#include "core/pipeline_config.h"
+#include "core/plugin_loader.h"
+#include "core/run.h"
+#include "fmt/format.h"
+
+namespace latefuse {
+namespace {
+
+int Fail(const absl::Status& status) {
+  fmt::print(stderr, "latefuse: error: {}\n", std::string(status.message()));
+  return 1;
+}
+
+absl::StatusOr<std::unique_ptr<Pipeline>> LoadPipeline(
+    const std::string& path) {
+  absl::StatusOr<PipelineConfig> config = LoadPipelineFile(path);
+  if (!config.ok()) return config.status();
+  return Pipeline::Load(*std::move(config));
+}
+
+struct RunArgs {
+  std::string pipeline;
+  std::string input = "-";
+  std::string output = "-";
+  std::size_t batch_size = 256;
+  bool per_modality = false;
+  bool explain = false;
+  bool quiet = false;
+  bool no_progress = false;
+};
+
+int Run(const RunArgs& args) {
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
+      LoadPipeline(args.pipeline);
+  if (!pipeline.ok()) return Fail(pipeline.status());
+  std::ifstream in_file;
+  std::istream* in = &std::cin;
+  if (args.input != "-") {
+    in_file.open(args.input);
+    if (!in_file)
+      return Fail(absl::NotFoundError(
+          fmt::format("cannot open input '{}'", args.input)));
+    in = &in_file;
+  }
+  std::ofstream out_file;
+  std::ostream* out = &std::cout;
+  if (args.output != "-") {
+    out_file.open(args.output);
+    if (!out_file) {
+      return Fail(absl::NotFoundError(
+          fmt::format("cannot open output '{}'", args.output)));
+    }
+    out = &out_file;
+  }
+  RunOptions options;
+  options.batch_size = args.batch_size;
+  options.progress =
+      !args.quiet && !args.no_progress && isatty(STDERR_FILENO) != 0;
+  options.engine.explain = args.explain;
+  options.output.per_modality = args.per_modality;
+  options.output.explain = args.explain;
+  absl::StatusOr<RunSummary> summary =
+      RunStream(**pipeline, *in, *out, options);
+  if (!summary.ok()) return Fail(summary.status());
+  if (!args.quiet)
+    fmt::print(stderr, "{}", FormatSummary((*pipeline)->config(), *summary));
+  return 0;
+}
+
+int Validate(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline = LoadPipeline(path);
+  if (!pipeline.ok()) return Fail(pipeline.status());
+  fmt::print("{}", (*pipeline)->Plan());
+  return 0;
+}
+
+int Inspect(const std::string& path) {
+  absl::StatusOr<LoadedPlugin> plugin = LoadPluginFile(path);
+  if (!plugin.ok()) return Fail(plugin.status());
+  const LfPluginDescriptor* d = plugin->descriptor;
+  auto text = [](const char* s) { return s == nullptr ? "" : s; };
+  fmt::print("name:        {}\n", d->name);
+  fmt::print("version:     {}\n", d->version);
+  fmt::print("kind:        {}\n", PluginKindName(d->kind));
+  fmt::print("abi:         {}.{} (this host: {}.{})\n", d->abi_major,
+             d->abi_minor, LATEFUSE_ABI_MAJOR, LATEFUSE_ABI_MINOR);
+  fmt::print("description: {}\n", text(d->description));
+  fmt::print("license:     {}\n", text(d->license));
+  fmt::print("build:       {}\n", text(d->build_info));
+  fmt::print("file:        {}\n", plugin->path.string());
+  fmt::print("sha256:      {}\n", plugin->sha256);
+  return 0;
+}
+
+}  // namespace
+}  // namespace latefuse
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "latefuse: late-fusion multimodal inference. Each modality's model and "
+      "the combiner are\n"
+      "plugins named by a pipeline file; a missing modality is skipped, never "
+      "zero-filled."};
+  app.set_version_flag("--version",
+                       "latefuse 1.0.0 (plugin ABI " +
+                           std::to_string(LATEFUSE_ABI_MAJOR) + "." +
+                           std::to_string(LATEFUSE_ABI_MINOR) + ")");
+  app.require_subcommand(1);
+
+  latefuse::RunArgs run_args;
+  CLI::App* run = app.add_subcommand(
+      "run",
+      "Run a pipeline over JSONL records: one output line per input line, in "
+      "order.\n"
+      "Input lines: {\"id\": ..., \"modalities\": {name: value|null, ...}}. A "
+      "bad line gives an\n"
+      "error record, never a lost row. A summary goes to stderr at the end.");
+  run->add_option("pipeline", run_args.pipeline, "Pipeline file (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("-i,--input", run_args.input,
+                  "Input JSONL file, or - for stdin")
+      ->capture_default_str();
+  run->add_option("-o,--output", run_args.output,
+                  "Output JSONL file, or - for stdout")
+      ->capture_default_str();
+  run->add_option("--batch-size", run_args.batch_size,
+                  "Records per engine batch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  run->add_flag("--per-modality", run_args.per_modality,
+                "Add each used modality's own probabilities (\"modalities\")");
+  run->add_flag(
+      "--explain", run_args.explain,
+      "Add the combiner's per-modality weights for each row (\"weights\")");
+  run->add_flag("--no-progress", run_args.no_progress,
+                "No progress line on stderr");
+  run->add_flag("-q,--quiet", run_args.quiet,
+                "Neither progress nor summary on stderr");
+
+  std::string validate_path;
+  CLI::App* validate =
+      app.add_subcommand("validate",
+                         "Check a pipeline file and load every plugin it "
+                         "names, with every check; print the\n"
+                         "resolved plan (plugins, versions, files, hashes, why "
+                         "each file was chosen).");
+  validate->add_option("pipeline", validate_path, "Pipeline file (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+
+  CLI::App* plugins =
+      app.add_subcommand("plugins", "Work with plugin libraries.");
+  plugins->require_subcommand(1);
+  std::string inspect_path;
+  CLI::App* inspect =
+      plugins->add_subcommand("inspect",
+                              "Load one plugin library and print its "
+                              "descriptor (name, version, kind, ABI).");
+  inspect->add_option("path", inspect_path, "Plugin shared library")
+      ->required()
+      ->check(CLI::ExistingFile);
+
+  CLI11_PARSE(app, argc, argv);
+  if (run->parsed()) return latefuse::Run(run_args);
+  if (validate->parsed()) return latefuse::Validate(validate_path);
+  if (inspect->parsed()) return latefuse::Inspect(inspect_path);
+  return 0;
+}

@@ -1,0 +1,309 @@
+#include "core/engine.h"
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "fmt/format.h"
+
+namespace latefuse {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One model call: the job owns its inputs and outputs, so a call that overruns
+// its timeout can finish later without touching memory the engine has moved on
+// from.
+struct Job {
+  LfBatch batch{};
+  std::vector<float> dense;
+  std::vector<std::string> items;
+  std::vector<LfBytesView> views;
+  std::vector<double> out;
+  LfProbabilities probabilities{};
+  absl::Status status;
+  std::promise<void> done;
+};
+
+// Empty when every row of `p` ([rows, classes]) is a probability distribution,
+// else why not.
+std::string CheckDistributions(const double* p, std::size_t rows,
+                               std::size_t classes, std::size_t* bad_row) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    double sum = 0.0;
+    for (std::size_t c = 0; c < classes; ++c) {
+      const double v = p[r * classes + c];
+      if (!std::isfinite(v) || v < 0.0 || v > 1.0) {
+        *bad_row = r;
+        return fmt::format("returned {} as a probability", v);
+      }
+      sum += v;
+    }
+    if (std::abs(sum - 1.0) > 1e-6) {
+      *bad_row = r;
+      return fmt::format("returned probabilities summing to {}", sum);
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+// Runs one modality's model calls on its own thread, one at a time.
+class Engine::Worker {
+ public:
+  explicit Worker(ModelInstance* instance)
+      : instance_(instance), thread_([this] { Loop(); }) {}
+
+  std::future<void> Submit(std::shared_ptr<Job> job) {
+    std::future<void> done = job->done.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(job));
+    }
+    wake_.notify_all();
+    return done;
+  }
+
+  // Stops the thread. Returns false when a call that overran its timeout has
+  // still not returned after `grace`: the thread is then left running and its
+  // instance must not be destroyed.
+  bool Stop(std::chrono::milliseconds grace) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    stop_ = true;
+    wake_.notify_all();
+    if (!wake_.wait_for(lock, grace, [this] { return !busy_; })) {
+      thread_.detach();
+      return false;
+    }
+    lock.unlock();
+    thread_.join();
+    return true;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left to do
+      std::shared_ptr<Job> job = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      job->status = instance_->Infer(job->batch, job->probabilities);
+      job->done.set_value();
+      job.reset();
+      lock.lock();
+      busy_ = false;
+      wake_.notify_all();
+    }
+  }
+
+  ModelInstance* instance_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  bool stop_ = false;
+  bool busy_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+Engine::Engine(Pipeline& pipeline, EngineOptions options)
+    : pipeline_(pipeline), options_(options) {
+  for (Pipeline::Modality& modality : pipeline_.modalities()) {
+    workers_.push_back(std::make_unique<Worker>(modality.instance.get()));
+  }
+}
+
+Engine::~Engine() {
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    if (!workers_[k]->Stop(std::chrono::milliseconds(1000))) {
+      // Its model is stuck in a call: leak the instance (and worker) rather
+      // than free memory a running thread still uses.
+      (void)pipeline_.modalities()[k].instance.release();
+      (void)workers_[k].release();
+    }
+  }
+}
+
+std::vector<RecordModalitySpec> Engine::RecordSpecs(
+    const PipelineConfig& config) {
+  std::vector<RecordModalitySpec> specs;
+  for (const ModalityConfig& m : config.modalities) {
+    RecordInputKind kind = RecordInputKind::kDense;
+    if (m.input_kind == InputKind::kText) kind = RecordInputKind::kText;
+    if (m.input_kind == InputKind::kBytes) kind = RecordInputKind::kBytes;
+    specs.push_back({m.name, kind, m.input_size});
+  }
+  return specs;
+}
+
+void Engine::Run(const InputBatch& batch, BatchResult& result) {
+  const PipelineConfig& config = pipeline_.config();
+  const std::size_t rows = batch.rows;
+  const std::size_t K = config.modalities.size();
+  const std::size_t C = config.classes.size();
+
+  result.rows = rows;
+  result.status.assign(rows, RowStatus::kOk);
+  result.errors.assign(rows, std::string());
+  result.probabilities.assign(rows * C, 0.0);
+  result.used.assign(K * rows, 0);
+  result.failed.assign(K * rows, 0);
+  result.failures.assign(K, std::string());
+  result.modality_probabilities.assign(K * rows * C, 0.0);
+  const bool explain = options_.explain && pipeline_.combiner().explains();
+  result.explanation.assign(explain ? rows * K : 0, 0.0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (!batch.errors[r].empty()) {
+      result.status[r] = RowStatus::kError;
+      result.errors[r] = batch.errors[r];
+    }
+  }
+
+  // Every model with present rows gets one call, all of them running at once.
+  std::vector<std::shared_ptr<Job>> jobs(K);
+  std::vector<std::future<void>> done(K);
+  const Clock::time_point start = Clock::now();
+  for (std::size_t k = 0; k < K; ++k) {
+    const InputColumn& column = batch.columns[k];
+    std::size_t present = 0;
+    for (std::size_t r = 0; r < rows; ++r) present += column.present[r];
+    if (present == 0) continue;
+    auto job = std::make_shared<Job>();
+    const ModalityConfig& m = config.modalities[k];
+    job->batch.struct_size = sizeof(LfBatch);
+    job->batch.rows = present;
+    if (m.input_kind == InputKind::kDense) {
+      job->dense = column.dense;
+      job->batch.kind = LF_INPUT_DENSE;
+      job->batch.width = m.input_size;
+      job->batch.dense = job->dense.data();
+    } else {
+      job->items = column.items;
+      for (const std::string& item : job->items)
+        job->views.push_back({item.data(), item.size()});
+      job->batch.kind =
+          m.input_kind == InputKind::kText ? LF_INPUT_TEXT : LF_INPUT_BYTES;
+      job->batch.items = job->views.data();
+    }
+    job->out.assign(present * C, 0.0);
+    job->probabilities = {sizeof(LfProbabilities), present, C, job->out.data()};
+    done[k] = workers_[k]->Submit(job);
+    jobs[k] = std::move(job);
+  }
+
+  for (std::size_t k = 0; k < K; ++k) {
+    if (!jobs[k]) continue;
+    const ModalityConfig& m = config.modalities[k];
+    const InputColumn& column = batch.columns[k];
+    std::string failure;
+    if (m.timeout &&
+        done[k].wait_until(start + *m.timeout) == std::future_status::timeout) {
+      failure = fmt::format("modality '{}': model timed out after {} ms",
+                            m.name, m.timeout->count());
+    } else {
+      done[k].wait();
+      if (!jobs[k]->status.ok()) {
+        failure = std::string(jobs[k]->status.message());
+      } else {
+        std::size_t bad_row = 0;
+        std::string bad = CheckDistributions(jobs[k]->out.data(),
+                                             jobs[k]->batch.rows, C, &bad_row);
+        if (!bad.empty()) {
+          failure =
+              fmt::format("modality '{}': model {} (its row {} of the batch)",
+                          m.name, bad, bad_row);
+        }
+      }
+    }
+    std::size_t i = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      if (!column.present[r]) continue;
+      if (!failure.empty()) {
+        result.failed[k * rows + r] = 1;
+        if (m.on_error == OnError::kFail &&
+            result.status[r] != RowStatus::kError) {
+          result.status[r] = RowStatus::kError;
+          result.errors[r] = failure;
+        }
+      } else {
+        result.used[k * rows + r] = 1;
+        std::copy_n(jobs[k]->out.data() + i * C, C,
+                    result.modality_probabilities.data() + (k * rows + r) * C);
+      }
+      ++i;
+    }
+    result.failures[k] = std::move(failure);
+  }
+
+  // Rows with too few usable modalities abstain; the rest go to the combiner
+  // together.
+  combine_rows_.clear();
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (result.status[r] != RowStatus::kOk) continue;
+    int usable = 0;
+    for (std::size_t k = 0; k < K; ++k) usable += result.used[k * rows + r];
+    if (usable >= config.policy.min_modalities) {
+      combine_rows_.push_back(r);
+    } else if (config.policy.on_insufficient == OnInsufficient::kAbstain) {
+      result.status[r] = RowStatus::kAbstain;
+    } else {
+      result.status[r] = RowStatus::kError;
+      result.errors[r] = fmt::format(
+          "{} usable modalit{}, fewer than min_modalities {}", usable,
+          usable == 1 ? "y" : "ies", config.policy.min_modalities);
+    }
+  }
+  const std::size_t n = combine_rows_.size();
+  if (n == 0) return;
+  combine_probabilities_.assign(K * n * C, 0.0);
+  combine_present_.assign(K * n, 0);
+  for (std::size_t k = 0; k < K; ++k) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t r = combine_rows_[i];
+      combine_present_[k * n + i] = result.used[k * rows + r];
+      std::copy_n(result.modality_probabilities.data() + (k * rows + r) * C, C,
+                  combine_probabilities_.data() + (k * n + i) * C);
+    }
+  }
+  combine_output_.assign(n * C, 0.0);
+  combine_explanation_.assign(explain ? n * K : 0, 0.0);
+  LfCombineInput input{
+      sizeof(LfCombineInput), K, n, C, combine_probabilities_.data(),
+      combine_present_.data()};
+  LfCombineOutput output{sizeof(LfCombineOutput), combine_output_.data(),
+                         explain ? combine_explanation_.data() : nullptr};
+  absl::Status status = pipeline_.combiner().Combine(input, output);
+  std::size_t bad_row = 0;
+  if (status.ok()) {
+    std::string bad =
+        CheckDistributions(combine_output_.data(), n, C, &bad_row);
+    if (!bad.empty()) {
+      status = absl::InternalError(fmt::format(
+          "combiner {} (row {} of the batch)", bad, combine_rows_[bad_row]));
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t r = combine_rows_[i];
+    if (!status.ok()) {
+      result.status[r] = RowStatus::kError;
+      result.errors[r] = std::string(status.message());
+      continue;
+    }
+    std::copy_n(combine_output_.data() + i * C, C,
+                result.probabilities.data() + r * C);
+    if (explain) {
+      std::copy_n(combine_explanation_.data() + i * K, K,
+                  result.explanation.data() + r * K);
+    }
+  }
+}
+
+}  // namespace latefuse

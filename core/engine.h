@@ -1,0 +1,80 @@
+// The fusion engine: one batch of parsed records in, one fused outcome per row
+// out.
+//
+//   Engine engine(*pipeline, {.explain = true});
+//   BatchResult result;
+//   engine.Run(batch, result);
+//
+// Each model sees one call per batch holding only the rows where its modality
+// is present; the models of a batch run in parallel, each on its own worker
+// thread. A model that fails or overruns its timeout makes its modality missing
+// for those rows (on_error: missing) or fails them (on_error: fail). Rows with
+// fewer usable modalities than min_modalities abstain (or fail, per
+// on_insufficient). The combiner then gets one call for the rest: a [K, rows,
+// C] probability block with a [K, rows] presence mask.
+#ifndef LATEFUSE_CORE_ENGINE_H_
+#define LATEFUSE_CORE_ENGINE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/pipeline.h"
+#include "core/records.h"
+
+namespace latefuse {
+
+struct EngineOptions {
+  bool explain = false;  // ask the combiner for its per-row modality weights
+};
+
+enum class RowStatus : std::uint8_t { kOk, kAbstain, kError };
+
+// The outcome of one batch; vectors are reused between batches.
+struct BatchResult {
+  std::size_t rows = 0;
+  std::vector<RowStatus> status;      // [rows]
+  std::vector<std::string> errors;    // [rows], for kError rows
+  std::vector<double> probabilities;  // [rows, C], valid for kOk rows
+  std::vector<std::uint8_t> used;     // [K, rows]: present and answered
+  std::vector<std::uint8_t> failed;  // [K, rows]: present, but its model failed
+  std::vector<std::string>
+      failures;  // [K]: why modality k failed in this batch
+  std::vector<double> modality_probabilities;  // [K, rows, C], valid where used
+  std::vector<double>
+      explanation;  // [rows, K] when explaining, valid for kOk rows
+};
+
+class Engine {
+ public:
+  Engine(Pipeline& pipeline, EngineOptions options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Runs every row of `batch`. Never fails as a whole: problems land in rows'
+  // outcomes.
+  void Run(const InputBatch& batch, BatchResult& result);
+
+  // The modality specs a RecordParser for this pipeline needs.
+  static std::vector<RecordModalitySpec> RecordSpecs(
+      const PipelineConfig& config);
+
+ private:
+  class Worker;
+
+  Pipeline& pipeline_;
+  EngineOptions options_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // one per modality
+  // The combiner's input and output, reused between batches.
+  std::vector<std::size_t> combine_rows_;
+  std::vector<double> combine_probabilities_;
+  std::vector<std::uint8_t> combine_present_;
+  std::vector<double> combine_output_;
+  std::vector<double> combine_explanation_;
+};
+
+}  // namespace latefuse
+
+#endif  // LATEFUSE_CORE_ENGINE_H_

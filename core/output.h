@@ -1,0 +1,39 @@
+// Output records: one JSON line per input line, as DESIGN's "Records in and
+// out" gives them.
+//
+//   {"id": "p-0001", "status": "ok", "label": "stable",
+//    "probabilities": {"stable": 0.91, "deteriorating": 0.09},
+//    "used": ["vitals", "notes"], "missing": ["xray"], "failed": {}}
+//
+// Every record carries the same keys; `label` and `probabilities` are null
+// unless the row is ok, and error rows add "error". Options add "modalities"
+// (each used modality's own probabilities) and "weights" (the combiner's
+// per-modality weights for the row).
+#ifndef LATEFUSE_CORE_OUTPUT_H_
+#define LATEFUSE_CORE_OUTPUT_H_
+
+#include <string>
+#include <string_view>
+
+#include "core/engine.h"
+#include "core/pipeline_config.h"
+#include "core/records.h"
+
+namespace latefuse {
+
+struct OutputOptions {
+  bool per_modality = false;  // add "modalities": {name: {class: p}}
+  bool explain = false;  // add "weights": {name: w} when the combiner explains
+};
+
+// Appends `s` to `out` as a JSON string literal, quotes included.
+void AppendJsonString(std::string_view s, std::string& out);
+
+// Appends row `row`'s record and a newline to `out`.
+void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
+                  const BatchResult& result, std::size_t row,
+                  const OutputOptions& options, std::string& out);
+
+}  // namespace latefuse
+
+#endif  // LATEFUSE_CORE_OUTPUT_H_

@@ -1,0 +1,52 @@
+// A pipeline ready to run: its validated file, every plugin found, checked,
+// loaded and instantiated. Loading is all or nothing: a pipeline that fails any
+// check does not start.
+//
+//   ASSIGN_OR_RETURN(PipelineConfig config, LoadPipelineFile("pipeline.yaml"));
+//   ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipeline,
+//   Pipeline::Load(std::move(config))); std::cout << pipeline->Plan();
+#ifndef LATEFUSE_CORE_PIPELINE_H_
+#define LATEFUSE_CORE_PIPELINE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/pipeline_config.h"
+#include "core/plugin_instance.h"
+#include "core/plugin_loader.h"
+
+namespace latefuse {
+
+class Pipeline {
+ public:
+  // One modality's model, as loaded.
+  struct Modality {
+    ResolvedPlugin plugin;
+    std::unique_ptr<ModelInstance> instance;
+  };
+
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Load(PipelineConfig config);
+
+  const PipelineConfig& config() const { return config_; }
+  // In the pipeline's modality order.
+  std::vector<Modality>& modalities() { return modalities_; }
+  CombinerInstance& combiner() { return *combiner_; }
+
+  // The resolved plan: each plugin with its version, file, hash and why it was
+  // chosen.
+  std::string Plan() const;
+
+ private:
+  explicit Pipeline(PipelineConfig config) : config_(std::move(config)) {}
+
+  PipelineConfig config_;
+  std::vector<Modality> modalities_;
+  ResolvedPlugin combiner_plugin_;
+  std::unique_ptr<CombinerInstance> combiner_;
+};
+
+}  // namespace latefuse
+
+#endif  // LATEFUSE_CORE_PIPELINE_H_

@@ -1,0 +1,175 @@
+#include "core/plugin_instance.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/host_api.h"
+#include "core/status_macros.h"
+
+namespace latefuse {
+namespace {
+
+// The C view of what a plugin is created from; owns the pointer arrays it hands
+// out.
+class CreateContext {
+ public:
+  CreateContext(const PipelineConfig& pipeline, const PluginRef& ref,
+                const std::string& instance_name, bool with_modalities) {
+    base_dir_ = pipeline.base_dir.string();
+    for (const std::string& label : pipeline.classes)
+      classes_.push_back(label.c_str());
+    if (with_modalities) {
+      for (const ModalityConfig& m : pipeline.modalities)
+        modalities_.push_back(m.name.c_str());
+    }
+    context_ =
+        LfCreateContext{sizeof(LfCreateContext),
+                        ref.params_json.c_str(),
+                        ref.params_json.size(),
+                        base_dir_.c_str(),
+                        instance_name.c_str(),
+                        classes_.size(),
+                        classes_.data(),
+                        modalities_.size(),
+                        modalities_.empty() ? nullptr : modalities_.data()};
+  }
+  const LfCreateContext* get() const { return &context_; }
+
+ private:
+  std::string base_dir_;
+  std::vector<const char*> classes_;
+  std::vector<const char*> modalities_;
+  LfCreateContext context_;
+};
+
+std::string Prefix(const ResolvedPlugin& plugin) {
+  return absl::StrCat("plugin '", plugin.plugin.descriptor->name, "' (",
+                      plugin.plugin.path.string(), "): ");
+}
+
+std::string CallContext(const PipelineConfig& pipeline, const std::string& role,
+                        const ResolvedPlugin& plugin) {
+  return absl::StrCat("pipeline '", pipeline.name, "' ", role, " (",
+                      plugin.plugin.descriptor->name, " ",
+                      plugin.plugin.descriptor->version, ")");
+}
+
+std::string DescribeInput(int32_t kind, std::size_t width) {
+  switch (kind) {
+    case LF_INPUT_DENSE:
+      return absl::StrCat("dense of width ", width);
+    case LF_INPUT_TEXT:
+      return "text";
+    case LF_INPUT_BYTES:
+      return "bytes";
+    default:
+      return absl::StrCat("unknown input kind ", kind);
+  }
+}
+
+int32_t ToAbi(InputKind kind) {
+  switch (kind) {
+    case InputKind::kDense:
+      return LF_INPUT_DENSE;
+    case InputKind::kText:
+      return LF_INPUT_TEXT;
+    case InputKind::kBytes:
+      return LF_INPUT_BYTES;
+  }
+  return 0;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
+    const ResolvedPlugin& plugin, const ModalityConfig& modality,
+    const PipelineConfig& pipeline) {
+  const LfModelApi* api = plugin.plugin.descriptor->model;
+  const std::string prefix = Prefix(plugin);
+  CreateContext context(pipeline, modality.model, modality.name,
+                        /*with_modalities=*/false);
+  void* handle = nullptr;
+  LATEFUSE_RETURN_IF_ERROR(TakeStatus(api->create(context.get(), &handle),
+                                      absl::StrCat(prefix, "create failed")));
+  if (handle == nullptr) {
+    return absl::InternalError(
+        absl::StrCat(prefix, "create returned no instance"));
+  }
+  std::unique_ptr<ModelInstance> instance(new ModelInstance(
+      api, handle,
+      CallContext(pipeline, absl::StrCat("modality '", modality.name, "'"),
+                  plugin)));
+
+  LfModelContract contract{};
+  contract.struct_size = sizeof(LfModelContract);
+  LATEFUSE_RETURN_IF_ERROR(TakeStatus(api->describe(handle, &contract),
+                                      absl::StrCat(prefix, "describe failed")));
+  const int32_t kind = ToAbi(modality.input_kind);
+  const std::size_t width =
+      modality.input_kind == InputKind::kDense ? modality.input_size : 0;
+  if (contract.input_kind != kind ||
+      (kind == LF_INPUT_DENSE && contract.input_width != width)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(prefix, "describes its input as ",
+                     DescribeInput(contract.input_kind, contract.input_width),
+                     ", but the pipeline's modality '", modality.name,
+                     "' gives it ", DescribeInput(kind, width)));
+  }
+  std::vector<std::string> labels;
+  for (std::size_t c = 0; c < contract.num_classes; ++c) {
+    labels.emplace_back(contract.class_labels != nullptr &&
+                                contract.class_labels[c] != nullptr
+                            ? contract.class_labels[c]
+                            : "");
+  }
+  if (labels != pipeline.classes) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(prefix, "describes classes [", absl::StrJoin(labels, ", "),
+                     "], but the pipeline's classes are [",
+                     absl::StrJoin(pipeline.classes, ", "),
+                     "] (the same labels in the same order are needed)"));
+  }
+  return instance;
+}
+
+ModelInstance::~ModelInstance() { api_->destroy(instance_); }
+
+absl::Status ModelInstance::Infer(const LfBatch& batch, LfProbabilities& out) {
+  return TakeStatus(api_->infer(instance_, &batch, &out),
+                    absl::StrCat(context_, ": infer failed"));
+}
+
+absl::StatusOr<std::unique_ptr<CombinerInstance>> CombinerInstance::Create(
+    const ResolvedPlugin& plugin, const PipelineConfig& pipeline) {
+  const LfCombinerApi* api = plugin.plugin.descriptor->combiner;
+  const std::string prefix = Prefix(plugin);
+  CreateContext context(pipeline, pipeline.combiner, "combiner",
+                        /*with_modalities=*/true);
+  void* handle = nullptr;
+  LATEFUSE_RETURN_IF_ERROR(TakeStatus(api->create(context.get(), &handle),
+                                      absl::StrCat(prefix, "create failed")));
+  if (handle == nullptr) {
+    return absl::InternalError(
+        absl::StrCat(prefix, "create returned no instance"));
+  }
+  LfCombinerContract contract{};
+  contract.struct_size = sizeof(LfCombinerContract);
+  LfStatus* described = api->describe(handle, &contract);
+  std::unique_ptr<CombinerInstance> instance(new CombinerInstance(
+      api, handle, CallContext(pipeline, "combiner", plugin),
+      contract.explains != 0));
+  LATEFUSE_RETURN_IF_ERROR(
+      TakeStatus(described, absl::StrCat(prefix, "describe failed")));
+  return instance;
+}
+
+CombinerInstance::~CombinerInstance() { api_->destroy(instance_); }
+
+absl::Status CombinerInstance::Combine(const LfCombineInput& input,
+                                       LfCombineOutput& out) {
+  return TakeStatus(api_->combine(instance_, &input, &out),
+                    absl::StrCat(context_, ": combine failed"));
+}
+
+}  // namespace latefuse

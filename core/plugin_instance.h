@@ -1,0 +1,78 @@
+// Plugin instances as the host holds them: created from a pipeline's params,
+// their contract checked against the pipeline (load check 8), every call's
+// status given its context.
+//
+//   ASSIGN_OR_RETURN(auto model, ModelInstance::Create(resolved, modality,
+//   config)); RETURN_IF_ERROR(model->Infer(batch, out));
+//
+// An instance is called from one thread at a time; it destroys the plugin's
+// instance with it.
+#ifndef LATEFUSE_CORE_PLUGIN_INSTANCE_H_
+#define LATEFUSE_CORE_PLUGIN_INSTANCE_H_
+
+#include <latefuse/plugin.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/pipeline_config.h"
+#include "core/plugin_loader.h"
+
+namespace latefuse {
+
+// A model plugin's instance serving one modality of a pipeline.
+class ModelInstance {
+ public:
+  // Creates the instance and checks that its contract (input kind and width,
+  // classes and their order) agrees with the pipeline.
+  static absl::StatusOr<std::unique_ptr<ModelInstance>> Create(
+      const ResolvedPlugin& plugin, const ModalityConfig& modality,
+      const PipelineConfig& pipeline);
+  ~ModelInstance();
+  ModelInstance(const ModelInstance&) = delete;
+  ModelInstance& operator=(const ModelInstance&) = delete;
+
+  // One call for the whole batch. Errors read "pipeline 'p' modality 'm'
+  // (linear 1.0.0): infer failed: ...".
+  absl::Status Infer(const LfBatch& batch, LfProbabilities& out);
+
+ private:
+  ModelInstance(const LfModelApi* api, void* instance, std::string context)
+      : api_(api), instance_(instance), context_(std::move(context)) {}
+
+  const LfModelApi* api_;
+  void* instance_;
+  std::string context_;
+};
+
+// A combiner plugin's instance fusing a pipeline's modalities.
+class CombinerInstance {
+ public:
+  static absl::StatusOr<std::unique_ptr<CombinerInstance>> Create(
+      const ResolvedPlugin& plugin, const PipelineConfig& pipeline);
+  ~CombinerInstance();
+  CombinerInstance(const CombinerInstance&) = delete;
+  CombinerInstance& operator=(const CombinerInstance&) = delete;
+
+  // Whether Combine fills an explanation when asked.
+  bool explains() const { return explains_; }
+  absl::Status Combine(const LfCombineInput& input, LfCombineOutput& out);
+
+ private:
+  CombinerInstance(const LfCombinerApi* api, void* instance,
+                   std::string context, bool explains)
+      : api_(api),
+        instance_(instance),
+        context_(std::move(context)),
+        explains_(explains) {}
+
+  const LfCombinerApi* api_;
+  void* instance_;
+  std::string context_;
+  bool explains_;
+};
+
+}  // namespace latefuse
+
+#endif  // LATEFUSE_CORE_PLUGIN_INSTANCE_H_
