@@ -1,0 +1,65 @@
+// Helpers for latefuse's tests: temporary folders, pipelines written on the
+// fly, running records through a real pipeline with the real plugin libraries.
+//
+//   TempDir dir;
+//   auto pipeline = LoadPipelineText(dir, PipelineYaml({{"a", "linear", ...}},
+//   "mean")); std::vector<nlohmann::json> out = RunLines(**pipeline, {R"({"id":
+//   "x", ...})"});
+#ifndef LATEFUSE_TESTS_TEST_UTIL_H_
+#define LATEFUSE_TESTS_TEST_UTIL_H_
+
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/pipeline.h"
+#include "core/run.h"
+
+namespace latefuse::testing {
+
+// The source tree, the folder of the in-tree plugins, the folder of the test
+// plugins, and the `latefuse` program, as the build placed them.
+std::filesystem::path SourceDir();
+std::filesystem::path PluginDir();
+std::filesystem::path TestPluginDir();
+std::filesystem::path CliPath();
+
+// A fresh folder (mode 0755), removed with its contents at scope exit.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  // Writes `text` to path()/name (creating folders) and returns the full path.
+  std::filesystem::path Write(const std::string& name,
+                              const std::string& text) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string ReadFile(const std::filesystem::path& path);
+std::vector<std::string> ReadLines(const std::filesystem::path& path);
+
+// Writes `yaml` as dir/pipeline.yaml and loads it with every check.
+absl::StatusOr<std::unique_ptr<Pipeline>> LoadPipelineText(
+    const TempDir& dir, const std::string& yaml);
+
+// Runs `lines` through the pipeline and returns the parsed output records;
+// checks that there is exactly one output line per input line.
+std::vector<nlohmann::json> RunLines(Pipeline& pipeline,
+                                     const std::vector<std::string>& lines,
+                                     RunOptions options = {});
+
+// Runs a shell command; returns its exit code and fills stdout/stderr.
+int RunCommand(const std::string& command, std::string* out, std::string* err);
+
+}  // namespace latefuse::testing
+
+#endif  // LATEFUSE_TESTS_TEST_UTIL_H_
