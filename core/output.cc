@@ -1,5 +1,6 @@
 #include "core/output.h"
 
+#include "core/json_text.h"
 #include "fmt/format.h"
 
 namespace latefuse {
@@ -30,37 +31,6 @@ const char* StatusName(RowStatus status) {
 }
 
 }  // namespace
-
-void AppendJsonString(std::string_view s, std::string& out) {
-  out += '"';
-  for (const char ch : s) {
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}",
-                         static_cast<unsigned char>(ch));
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
 
 void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
                   const BatchResult& result, std::size_t row,

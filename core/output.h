@@ -13,7 +13,6 @@
 #define LATEFUSE_CORE_OUTPUT_H_
 
 #include <string>
-#include <string_view>
 
 #include "core/engine.h"
 #include "core/pipeline_config.h"
@@ -25,9 +24,6 @@ struct OutputOptions {
   bool per_modality = false;  // add "modalities": {name: {class: p}}
   bool explain = false;  // add "weights": {name: w} when the combiner explains
 };
-
-// Appends `s` to `out` as a JSON string literal, quotes included.
-void AppendJsonString(std::string_view s, std::string& out);
 
 // Appends row `row`'s record and a newline to `out`.
 void AppendRecord(const PipelineConfig& config, const InputBatch& batch,

@@ -65,7 +65,7 @@ std::string Pipeline::Plan() const {
         "': ", std::string(InputKindName(m.input_kind)),
         m.input_kind == InputKind::kDense ? absl::StrCat(" ", m.input_size)
                                           : "",
-        ", on_error ", m.on_error == OnError::kMissing ? "missing" : "fail",
+        ", on_error ", std::string(OnErrorName(m.on_error)),
         m.timeout ? absl::StrCat(", timeout ", m.timeout->count(), " ms") : "",
         "\n");
     AppendPlugin(out, m.model, modalities_[k].plugin);

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "core/json_text.h"
 #include "core/semver.h"
 
 namespace latefuse {
@@ -183,46 +184,6 @@ bool IsValidUtf8(absl::string_view s) {
   return true;
 }
 
-void AppendJsonString(std::string& out, absl::string_view s) {
-  out.push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xF]);
-        } else {
-          out.push_back(ch);  // UTF-8 passes through unchanged
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 // Shortest text that reads back as `value`, always with a '.' or an exponent
 // so that JSON readers keep it a float.
 std::string FormatDouble(double value) {
@@ -272,14 +233,14 @@ std::string Describe(const YAML::Node& node) {
   if (node.IsMap()) return "a mapping";
   if (node.IsSequence()) return "a list";
   std::string out;
-  AppendJsonString(out, node.Scalar());
+  AppendJsonString(node.Scalar(), out);
   if (IsQuoted(node)) out += " (a quoted string)";
   return out;
 }
 
 std::string Quote(absl::string_view s) {
   std::string out;
-  AppendJsonString(out, s);
+  AppendJsonString(std::string_view(s.data(), s.size()), out);
   return out;
 }
 
@@ -823,7 +784,7 @@ bool Reader::WriteJson(const YAML::Node& node, Pos pos, const std::string& path,
       }
       keys.emplace_back(name, key_pos);
       if (keys.size() > 1) out.push_back(',');
-      AppendJsonString(out, name);
+      AppendJsonString(name, out);
       out.push_back(':');
       if (!WriteJson(value, ValuePos(key, value), child_path, depth + 1, out)) {
         ok = false;
@@ -867,7 +828,7 @@ bool Reader::WriteJsonScalar(const YAML::Node& node, Pos pos,
       Error(pos, path, "string is not valid UTF-8");
       return false;
     }
-    AppendJsonString(out, text);
+    AppendJsonString(text, out);
     return true;
   }
   const PlainKind kind = ClassifyPlain(text);
@@ -927,7 +888,7 @@ bool Reader::WriteJsonScalar(const YAML::Node& node, Pos pos,
         Error(pos, path, "string is not valid UTF-8");
         return false;
       }
-      AppendJsonString(out, text);
+      AppendJsonString(text, out);
       return true;
   }
   return false;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/json_text.h"
 #include "fmt/format.h"
 
 namespace latefuse {
@@ -66,34 +67,9 @@ std::string QuoteShort(std::string_view text) {
     text = text.substr(0, end);
     cut = true;
   }
-  std::string out = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  if (cut) out += "...";
-  out += '"';
+  std::string out;
+  AppendJsonString(text, out);
+  if (cut) out.insert(out.size() - 1, "...");
   return out;
 }
 
