@@ -39,6 +39,23 @@ inline sdk::Status WeightedAverage(const sdk::CombineInput& in,
   return sdk::Status();
 }
 
+// A combiner that averages with fixed per-modality weights; `mean` and
+// `weighted_mean` differ only in how they make the weights.
+class WeightedAverageCombiner {
+ public:
+  explicit WeightedAverageCombiner(std::vector<double> weights)
+      : weights_(std::move(weights)) {}
+
+  sdk::CombinerContract Describe() const { return {/*explains=*/true}; }
+
+  sdk::Status Combine(const sdk::CombineInput& in, sdk::CombineOutput& out) {
+    return WeightedAverage(in, weights_, out);
+  }
+
+ private:
+  std::vector<double> weights_;
+};
+
 }  // namespace latefuse::combiners_internal
 
 #endif  // LATEFUSE_PLUGINS_COMBINERS_INTERNAL_WEIGHTED_AVERAGE_H_

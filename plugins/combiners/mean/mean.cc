@@ -12,7 +12,7 @@
 namespace latefuse::mean {
 namespace {
 
-class MeanCombiner {
+class MeanCombiner : public combiners_internal::WeightedAverageCombiner {
  public:
   static sdk::Result<std::unique_ptr<MeanCombiner>> Create(
       const sdk::CreateContext& context) {
@@ -23,16 +23,8 @@ class MeanCombiner {
     return std::make_unique<MeanCombiner>(context.modalities.size());
   }
 
-  explicit MeanCombiner(std::size_t modalities) : weights_(modalities, 1.0) {}
-
-  sdk::CombinerContract Describe() const { return {/*explains=*/true}; }
-
-  sdk::Status Combine(const sdk::CombineInput& in, sdk::CombineOutput& out) {
-    return combiners_internal::WeightedAverage(in, weights_, out);
-  }
-
- private:
-  std::vector<double> weights_;
+  explicit MeanCombiner(std::size_t modalities)
+      : WeightedAverageCombiner(std::vector<double>(modalities, 1.0)) {}
 };
 
 }  // namespace

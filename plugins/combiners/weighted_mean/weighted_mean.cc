@@ -9,6 +9,7 @@
 // modality is left out and the weights of the present ones renormalised, so
 // with every modality present this is scikit-learn's
 // VotingClassifier(voting="soft", weights=...).
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -19,7 +20,8 @@
 namespace latefuse::weighted_mean {
 namespace {
 
-class WeightedMeanCombiner {
+class WeightedMeanCombiner
+    : public combiners_internal::WeightedAverageCombiner {
  public:
   static sdk::Result<std::unique_ptr<WeightedMeanCombiner>> Create(
       const sdk::CreateContext& context) {
@@ -62,16 +64,7 @@ class WeightedMeanCombiner {
   }
 
   explicit WeightedMeanCombiner(std::vector<double> weights)
-      : weights_(std::move(weights)) {}
-
-  sdk::CombinerContract Describe() const { return {/*explains=*/true}; }
-
-  sdk::Status Combine(const sdk::CombineInput& in, sdk::CombineOutput& out) {
-    return combiners_internal::WeightedAverage(in, weights_, out);
-  }
-
- private:
-  std::vector<double> weights_;
+      : WeightedAverageCombiner(std::move(weights)) {}
 };
 
 }  // namespace
