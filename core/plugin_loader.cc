@@ -276,8 +276,10 @@ absl::StatusOr<std::pair<Candidate, std::string>> Choose(
       ref.version.empty() ? "any version" : ref.version;
   const Candidate* best = nullptr;
   std::vector<std::string> rejected;
+  std::size_t folders = 0;  // bare files are candidates too, but no folders
   for (const Candidate& c : candidates) {
     if (!c.folder_version) continue;
+    ++folders;
     if (!ref.constraint.Matches(*c.folder_version)) {
       rejected.push_back(c.folder_version->ToString());
     } else if (best == nullptr || *best->folder_version < *c.folder_version) {
@@ -290,7 +292,7 @@ absl::StatusOr<std::pair<Candidate, std::string>> Choose(
         fmt::format(
             "highest version satisfying {} among {} artefact folder(s) in "
             "plugin_dirs[{}]",
-            constraint, candidates.size(), best->dir_index));
+            constraint, folders, best->dir_index));
   }
   for (const Candidate& c : candidates) {
     if (!c.folder_version) {
