@@ -70,6 +70,15 @@ class Engine::Worker {
     return done;
   }
 
+  // Takes `job` off the queue if the thread has not started it. A call whose
+  // deadline has passed while it waited behind an overrunning one is not worth
+  // making: left queued, a model that keeps overrunning would pile up one
+  // stale call per batch, which Stop would then have to wait out.
+  void Withdraw(const std::shared_ptr<Job>& job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::erase(queue_, job);
+  }
+
   // Stops the thread. Returns false when a call that overran its timeout has
   // still not returned after `grace`: the thread is then left running and its
   // instance must not be destroyed.
@@ -208,6 +217,7 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
         done[k].wait_until(start + *m.timeout) == std::future_status::timeout) {
       failure = fmt::format("modality '{}': model timed out after {} ms",
                             m.name, m.timeout->count());
+      workers_[k]->Withdraw(jobs[k]);
     } else {
       done[k].wait();
       if (!jobs[k]->status.ok()) {

@@ -10,9 +10,12 @@
 // params: width (dense width, default 1); fail: never | always | negative (fail
 // a batch holding a row whose first feature is negative); throw (infer throws a
 // std::runtime_error); sleep_ms (infer sleeps first); nan (infer returns NaN);
-// fail_create; classes (declared classes, default the pipeline's).
+// fail_create; classes (declared classes, default the pipeline's);
+// calls_file (a path: each infer call first appends one line "<rows>\n" to
+// it, so a test can count the calls and the rows each one got).
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <latefuse/plugin.hpp>
 #include <stdexcept>
 #include <thread>
@@ -39,6 +42,10 @@ class TestModel {
     LATEFUSE_SDK_ASSIGN_OR_RETURN(model->sleep_ms_, p.GetOr("sleep_ms", 0));
     LATEFUSE_SDK_ASSIGN_OR_RETURN(model->classes_,
                                   p.GetOr("classes", context.classes));
+    if (p.Has("calls_file")) {
+      LATEFUSE_SDK_ASSIGN_OR_RETURN(model->calls_file_,
+                                    p.GetPath("calls_file"));
+    }
     return model;
   }
 
@@ -47,6 +54,9 @@ class TestModel {
   }
 
   sdk::Status Infer(const sdk::Batch& batch, sdk::ProbabilitiesOut& out) {
+    if (!calls_file_.empty()) {
+      std::ofstream(calls_file_, std::ios::app) << batch.rows() << "\n";
+    }
     if (sleep_ms_ > 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms_));
     if (throw_) throw std::runtime_error("test_model was told to throw");
@@ -73,6 +83,7 @@ class TestModel {
   bool nan_ = false;
   int sleep_ms_ = 0;
   std::vector<std::string> classes_;
+  std::filesystem::path calls_file_;
 };
 
 }  // namespace
