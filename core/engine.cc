@@ -211,12 +211,13 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
   for (std::size_t k = 0; k < K; ++k) {
     if (!jobs[k]) continue;
     const ModalityConfig& m = config.modalities[k];
+    const ModelInstance& model = *pipeline_.modalities()[k].instance;
     const InputColumn& column = batch.columns[k];
     std::string failure;
     if (m.timeout &&
         done[k].wait_until(start + *m.timeout) == std::future_status::timeout) {
-      failure = fmt::format("modality '{}': model timed out after {} ms",
-                            m.name, m.timeout->count());
+      failure = fmt::format("{}: timed out after {} ms", model.context(),
+                            m.timeout->count());
       workers_[k]->Withdraw(jobs[k]);
     } else {
       done[k].wait();
@@ -227,9 +228,8 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
         std::string bad = CheckDistributions(jobs[k]->out.data(),
                                              jobs[k]->batch.rows, C, &bad_row);
         if (!bad.empty()) {
-          failure =
-              fmt::format("modality '{}': model {} (its row {} of the batch)",
-                          m.name, bad, bad_row);
+          failure = fmt::format("{}: {} (its row {} of the batch)",
+                                model.context(), bad, bad_row);
         }
       }
     }
@@ -296,8 +296,9 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     std::string bad =
         CheckDistributions(combine_output_.data(), n, C, &bad_row);
     if (!bad.empty()) {
-      status = absl::InternalError(fmt::format(
-          "combiner {} (row {} of the batch)", bad, combine_rows_[bad_row]));
+      status = absl::InternalError(fmt::format("{}: {} (row {} of the batch)",
+                                               pipeline_.combiner().context(),
+                                               bad, combine_rows_[bad_row]));
     }
   }
   for (std::size_t i = 0; i < n; ++i) {

@@ -37,6 +37,10 @@ class ModelInstance {
   // (linear 1.0.0): infer failed: ...".
   absl::Status Infer(const LfBatch& batch, LfProbabilities& out);
 
+  // "pipeline 'p' modality 'm' (linear 1.0.0)": what the host's messages about
+  // this instance start with.
+  const std::string& context() const { return context_; }
+
  private:
   ModelInstance(const LfModelApi* api, void* instance, std::string context)
       : api_(api), instance_(instance), context_(std::move(context)) {}
@@ -58,6 +62,9 @@ class CombinerInstance {
   // Whether Combine fills an explanation when asked.
   bool explains() const { return explains_; }
   absl::Status Combine(const LfCombineInput& input, LfCombineOutput& out);
+
+  // "pipeline 'p' combiner (mean 1.0.0)".
+  const std::string& context() const { return context_; }
 
  private:
   CombinerInstance(const LfCombinerApi* api, void* instance,
