@@ -105,7 +105,7 @@ absl::StatusOr<RunSummary> RunStream(Pipeline& pipeline, std::istream& in,
 std::string FormatSummary(const PipelineConfig& config,
                           const RunSummary& summary) {
   std::string out = fmt::format(
-      "latefuse: pipeline '{}': {} rows in {:.2f} s: {} ok, {} abstain, {} "
+      "latefuse: pipeline '{}': {} rows in {:.3f} s: {} ok, {} abstain, {} "
       "error\n",
       config.name, summary.rows, summary.seconds, summary.ok, summary.abstain,
       summary.error);
