@@ -7,7 +7,6 @@
 //
 // P(classes[1]) is 0.9 above `cut` and 0.1 otherwise; binary pipelines only.
 #include <latefuse/plugin.hpp>
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +18,8 @@ class Threshold {
       const latefuse::sdk::CreateContext& context) {
     LATEFUSE_SDK_ASSIGN_OR_RETURN(double cut, context.params.GetOr("cut", 0.0));
     if (context.classes.size() != 2) {
-      return latefuse::sdk::InvalidArgument("threshold needs exactly 2 classes");
+      return latefuse::sdk::InvalidArgument(
+          "threshold needs exactly 2 classes");
     }
     return std::make_unique<Threshold>(cut, context.classes);
   }
@@ -27,8 +27,11 @@ class Threshold {
   Threshold(double cut, std::vector<std::string> classes)
       : cut_(cut), classes_(std::move(classes)) {}
 
-  // The static contract the host checks against the pipeline before running anything.
-  latefuse::sdk::ModelContract Describe() const { return {LF_INPUT_DENSE, 1, classes_}; }
+  // The static contract the host checks against the pipeline before running
+  // anything.
+  latefuse::sdk::ModelContract Describe() const {
+    return {LF_INPUT_DENSE, 1, classes_};
+  }
 
   // One call per batch, holding only the rows where this modality is present.
   latefuse::sdk::Status Infer(const latefuse::sdk::Batch& batch,
@@ -46,4 +49,5 @@ class Threshold {
   std::vector<std::string> classes_;
 };
 
-LATEFUSE_MODEL_PLUGIN(Threshold, "threshold", "1.0.0", "Thresholds one feature", "MIT")
+LATEFUSE_MODEL_PLUGIN(Threshold, "threshold", "1.0.0", "Thresholds one feature",
+                      "MIT")

@@ -1,31 +1,36 @@
 /* latefuse plugin ABI, version 1.
  *
- * The only things that cross between the latefuse host and a plugin are the plain C types
- * in this header. A plugin is a shared library exporting one symbol:
+ * The only things that cross between the latefuse host and a plugin are the
+ * plain C types in this header. A plugin is a shared library exporting one
+ * symbol:
  *
  *   const LfPluginDescriptor* latefuse_plugin_v1(const LfHostApi* host);
  *
- * The host calls it once, right after loading, and keeps the descriptor for the life of
- * the process (plugins are never unloaded). The descriptor names the plugin and points at
- * the function table of its kind: a model turns one modality's batch into class
- * probabilities; a combiner fuses the probabilities of the modalities present in each row.
+ * The host calls it once, right after loading, and keeps the descriptor for the
+ * life of the process (plugins are never unloaded). The descriptor names the
+ * plugin and points at the function table of its kind: a model turns one
+ * modality's batch into class probabilities; a combiner fuses the probabilities
+ * of the modalities present in each row.
  *
- * Most plugin authors do not use this header directly: <latefuse/plugin.hpp> turns a
- * plain C++ class into these tables and catches every exception.
+ * Most plugin authors do not use this header directly: <latefuse/plugin.hpp>
+ * turns a plain C++ class into these tables and catches every exception.
  *
  * Compatibility rules:
- *  - Every struct starts with `struct_size`, the size of the struct as its writer knew it.
- *    Structs only grow at the end. A reader reads a member only when
- *    offsetof(member) + sizeof(member) <= struct_size; LF_HAS_MEMBER() does that test.
- *  - The host accepts a plugin with the same ABI major and a minor not newer than its own.
+ *  - Every struct starts with `struct_size`, the size of the struct as its
+ * writer knew it. Structs only grow at the end. A reader reads a member only
+ * when offsetof(member) + sizeof(member) <= struct_size; LF_HAS_MEMBER() does
+ * that test.
+ *  - The host accepts a plugin with the same ABI major and a minor not newer
+ * than its own.
  *  - A future incompatible ABI exports `latefuse_plugin_v2` instead.
  *
- * Errors: every call returns an LfStatus*; NULL means success. A plugin makes a status
- * only through LfHostApi::make_status, so the message is copied into host-owned memory;
- * ownership of the returned status passes to the host, which frees it.
+ * Errors: every call returns an LfStatus*; NULL means success. A plugin makes a
+ * status only through LfHostApi::make_status, so the message is copied into
+ * host-owned memory; ownership of the returned status passes to the host, which
+ * frees it.
  *
- * Threading: the host never calls one instance from two threads at once; different
- * instances (of the same plugin or not) may be called concurrently.
+ * Threading: the host never calls one instance from two threads at once;
+ * different instances (of the same plugin or not) may be called concurrently.
  */
 #ifndef LATEFUSE_PLUGIN_H_
 #define LATEFUSE_PLUGIN_H_
@@ -49,11 +54,13 @@ extern "C" {
 #define LATEFUSE_EXPORT
 #endif
 
-/* True when a struct whose writer set `struct_size` contains `member` in full. */
+/* True when a struct whose writer set `struct_size` contains `member` in full.
+ */
 #define LF_HAS_MEMBER(ptr, type, member) \
   ((ptr)->struct_size >= offsetof(type, member) + sizeof(((type*)0)->member))
 
-/* ---- Status ------------------------------------------------------------------------ */
+/* ---- Status
+ * ------------------------------------------------------------------------ */
 
 /* Opaque, host-owned error object. NULL stands for success. */
 typedef struct LfStatus LfStatus;
@@ -81,22 +88,28 @@ typedef enum LfLogLevel {
   LF_LOG_ERROR = 3
 } LfLogLevel;
 
-/* ---- What the host offers every plugin --------------------------------------------- */
+/* ---- What the host offers every plugin
+ * --------------------------------------------- */
 
 typedef struct LfHostApi {
   uint32_t struct_size;
   uint16_t abi_major; /* the host's ABI */
   uint16_t abi_minor;
-  /* Makes an error status; `message` (UTF-8, `message_size` bytes) is copied. Never
-   * returns NULL. Thread-safe. */
-  LfStatus* (*make_status)(int32_t code, const char* message, size_t message_size);
+  /* Makes an error status; `message` (UTF-8, `message_size` bytes) is copied.
+   * Never returns NULL. Thread-safe. */
+  LfStatus* (*make_status)(int32_t code, const char* message,
+                           size_t message_size);
   /* Writes a line to the host's log. Thread-safe. */
   void (*log)(int32_t level, const char* message, size_t message_size);
 } LfHostApi;
 
-/* ---- Data views ---------------------------------------------------------------------- */
+/* ---- Data views
+ * ---------------------------------------------------------------------- */
 
-typedef enum LfPluginKind { LF_KIND_MODEL = 1, LF_KIND_COMBINER = 2 } LfPluginKind;
+typedef enum LfPluginKind {
+  LF_KIND_MODEL = 1,
+  LF_KIND_COMBINER = 2
+} LfPluginKind;
 
 typedef enum LfInputKind {
   LF_INPUT_DENSE = 1, /* float32 features, a fixed width per row */
@@ -110,19 +123,22 @@ typedef struct LfBytesView {
   size_t size;
 } LfBytesView;
 
-/* One modality's rows, as the host hands them to a model. Only rows where the modality is
- * present are in a batch. Valid for the duration of the call only. */
+/* One modality's rows, as the host hands them to a model. Only rows where the
+ * modality is present are in a batch. Valid for the duration of the call only.
+ */
 typedef struct LfBatch {
   uint32_t struct_size;
-  int32_t kind;       /* LfInputKind */
-  size_t rows;        /* >= 1 */
-  size_t width;       /* dense: features per row; 0 otherwise */
-  const float* dense; /* dense: rows * width values, row-major; NULL otherwise */
+  int32_t kind; /* LfInputKind */
+  size_t rows;  /* >= 1 */
+  size_t width; /* dense: features per row; 0 otherwise */
+  const float*
+      dense; /* dense: rows * width values, row-major; NULL otherwise */
   const LfBytesView* items; /* text, bytes: `rows` items; NULL for dense */
 } LfBatch;
 
-/* Where a model writes its answer: host-allocated, rows * classes float64 values,
- * row-major, in the class order the model's contract declares. Each row sums to 1. */
+/* Where a model writes its answer: host-allocated, rows * classes float64
+ * values, row-major, in the class order the model's contract declares. Each row
+ * sums to 1. */
 typedef struct LfProbabilities {
   uint32_t struct_size;
   size_t rows;
@@ -130,38 +146,43 @@ typedef struct LfProbabilities {
   double* data;
 } LfProbabilities;
 
-/* ---- Creation -------------------------------------------------------------------------- */
+/* ---- Creation
+ * -------------------------------------------------------------------------- */
 
-/* Everything a plugin instance is created from. Valid for the duration of `create` only:
- * copy what you keep. */
+/* Everything a plugin instance is created from. Valid for the duration of
+ * `create` only: copy what you keep. */
 typedef struct LfCreateContext {
   uint32_t struct_size;
-  /* The pipeline's `params` subtree for this plugin, as JSON text (an object). */
+  /* The pipeline's `params` subtree for this plugin, as JSON text (an object).
+   */
   const char* params_json;
   size_t params_json_size;
-  /* Absolute directory of the pipeline file, NUL-terminated: relative paths in params
-   * resolve against it. */
+  /* Absolute directory of the pipeline file, NUL-terminated: relative paths in
+   * params resolve against it. */
   const char* base_dir;
-  /* Modality name (models) or "combiner", NUL-terminated; for messages and logs. */
+  /* Modality name (models) or "combiner", NUL-terminated; for messages and
+   * logs. */
   const char* instance_name;
   /* The pipeline's class labels, in order. */
   size_t num_classes;
   const char* const* class_labels;
-  /* Combiners: the pipeline's modality names, in pipeline order (the order of the K axis
-   * of every combine call). Models: 0 and NULL. */
+  /* Combiners: the pipeline's modality names, in pipeline order (the order of
+   * the K axis of every combine call). Models: 0 and NULL. */
   size_t num_modalities;
   const char* const* modality_names;
 } LfCreateContext;
 
-/* ---- Models ----------------------------------------------------------------------------- */
+/* ---- Models
+ * -----------------------------------------------------------------------------
+ */
 
-/* A model's static contract, checked against the pipeline before anything runs. The host
- * allocates it and sets struct_size; `describe` fills it. Pointers stay owned by the
- * instance and valid until `destroy`. */
+/* A model's static contract, checked against the pipeline before anything runs.
+ * The host allocates it and sets struct_size; `describe` fills it. Pointers
+ * stay owned by the instance and valid until `destroy`. */
 typedef struct LfModelContract {
   uint32_t struct_size;
-  int32_t input_kind;  /* LfInputKind */
-  size_t input_width;  /* dense: features per row; 0 otherwise */
+  int32_t input_kind; /* LfInputKind */
+  size_t input_width; /* dense: features per row; 0 otherwise */
   size_t num_classes;
   const char* const* class_labels; /* NUL-terminated labels, in output order */
 } LfModelContract;
@@ -175,28 +196,33 @@ typedef struct LfModelApi {
   /* Fills the contract; called once after create. */
   LfStatus* (*describe)(void* instance, LfModelContract* contract);
   /* Computes class probabilities for every row of the batch, in one call. */
-  LfStatus* (*infer)(void* instance, const LfBatch* batch, LfProbabilities* out);
+  LfStatus* (*infer)(void* instance, const LfBatch* batch,
+                     LfProbabilities* out);
 } LfModelApi;
 
-/* ---- Combiners ------------------------------------------------------------------------- */
+/* ---- Combiners
+ * ------------------------------------------------------------------------- */
 
-/* The per-modality probabilities of a batch of rows. Valid for the call only. */
+/* The per-modality probabilities of a batch of rows. Valid for the call only.
+ */
 typedef struct LfCombineInput {
   uint32_t struct_size;
   size_t modalities; /* K, pipeline order */
   size_t rows;
-  size_t classes;          /* C */
-  const double* probabilities; /* [K, rows, C]; rows where a modality is absent hold
-                                  unspecified values and must not be read */
-  const uint8_t* present;  /* [K, rows]; 1 = present. Every row has at least one. */
+  size_t classes; /* C */
+  const double*
+      probabilities; /* [K, rows, C]; rows where a modality is absent hold
+                        unspecified values and must not be read */
+  const uint8_t*
+      present; /* [K, rows]; 1 = present. Every row has at least one. */
 } LfCombineInput;
 
 /* Where a combiner writes: host-allocated. */
 typedef struct LfCombineOutput {
   uint32_t struct_size;
   double* probabilities; /* [rows, C], each row sums to 1 */
-  /* [rows, K] per-modality weight the combiner gave each row (0 for absent modalities),
-   * or NULL when the host did not ask for an explanation. */
+  /* [rows, K] per-modality weight the combiner gave each row (0 for absent
+   * modalities), or NULL when the host did not ask for an explanation. */
   double* explanation;
 } LfCombineOutput;
 
@@ -212,10 +238,12 @@ typedef struct LfCombinerApi {
   void (*destroy)(void* instance);
   LfStatus* (*describe)(void* instance, LfCombinerContract* contract);
   /* Fuses every row of the input, in one call. */
-  LfStatus* (*combine)(void* instance, const LfCombineInput* input, LfCombineOutput* out);
+  LfStatus* (*combine)(void* instance, const LfCombineInput* input,
+                       LfCombineOutput* out);
 } LfCombinerApi;
 
-/* ---- The descriptor -------------------------------------------------------------------- */
+/* ---- The descriptor
+ * -------------------------------------------------------------------- */
 
 typedef struct LfPluginDescriptor {
   uint32_t struct_size;
@@ -227,12 +255,13 @@ typedef struct LfPluginDescriptor {
   const char* description; /* one line */
   const char* license;     /* SPDX identifier */
   const char* build_info;  /* compiler, date, anything useful in a bug report */
-  const LfModelApi* model;       /* kind == LF_KIND_MODEL, else NULL */
+  const LfModelApi* model; /* kind == LF_KIND_MODEL, else NULL */
   const LfCombinerApi* combiner; /* kind == LF_KIND_COMBINER, else NULL */
 } LfPluginDescriptor;
 
-/* The entry point every plugin exports. Returns NULL only if the plugin cannot run with
- * this host at all. The descriptor must stay valid for the life of the process. */
+/* The entry point every plugin exports. Returns NULL only if the plugin cannot
+ * run with this host at all. The descriptor must stay valid for the life of the
+ * process. */
 typedef const LfPluginDescriptor* (*LfPluginEntryFn)(const LfHostApi* host);
 
 #ifdef __cplusplus
