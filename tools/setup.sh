@@ -9,6 +9,8 @@ packages=(
   # libraries the host, SDK and plugins build against
   libboost-dev libyaml-cpp-dev libfmt-dev libabsl-dev nlohmann-json3-dev
   libsimdjson-dev libcli11-dev libssl-dev
+  # numerics for fitting combiners and calibrators
+  libeigen3-dev liblbfgspp-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference implementations for fixtures and the demo's training script

@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 #define LATEFUSE_ABI_MAJOR 1
-#define LATEFUSE_ABI_MINOR 0
+#define LATEFUSE_ABI_MINOR 1
 
 /* The entry symbol's name carries the ABI major. */
 #define LATEFUSE_ENTRY_SYMBOL "latefuse_plugin_v1"
@@ -232,6 +232,27 @@ typedef struct LfCombinerContract {
   int32_t explains;
 } LfCombinerContract;
 
+/* Since ABI 1.1. Labelled data a trainable combiner is fitted on. Valid for the
+ * call only. */
+typedef struct LfFitData {
+  uint32_t struct_size;
+  size_t modalities; /* K, pipeline order */
+  size_t rows;
+  size_t classes;              /* C */
+  const double* probabilities; /* [K, rows, C], as combine would get them (after
+                                  any calibration); unspecified where absent */
+  const uint8_t* present; /* [K, rows]; 1 = present. A row may have none. */
+  const int32_t* labels;  /* [rows]: index into the pipeline's classes */
+  uint64_t seed;          /* for any randomness, so fits are repeatable */
+} LfFitData;
+
+/* Since ABI 1.1. Where a fit writes its result, text appended in pieces. */
+typedef struct LfTextSink {
+  uint32_t struct_size;
+  void* sink;
+  void (*append)(void* sink, const char* data, size_t size);
+} LfTextSink;
+
 typedef struct LfCombinerApi {
   uint32_t struct_size;
   LfStatus* (*create)(const LfCreateContext* context, void** instance);
@@ -240,6 +261,14 @@ typedef struct LfCombinerApi {
   /* Fuses every row of the input, in one call. */
   LfStatus* (*combine)(void* instance, const LfCombineInput* input,
                        LfCombineOutput* out);
+  /* Since ABI 1.1. Optional (NULL: not trainable). Fits the combiner's
+   * parameters and writes them to `out` as a JSON parameter file, which
+   * `create` reads back when the pipeline's params give its path as `model`.
+   * Static: no instance is needed, since a combiner that is yet to be fitted
+   * may have nothing to be created from. The context's params are the
+   * pipeline's `fit` options for the combiner. */
+  LfStatus* (*fit)(const LfCreateContext* context, const LfFitData* data,
+                   const LfTextSink* out);
 } LfCombinerApi;
 
 /* ---- The descriptor

@@ -36,6 +36,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -290,6 +291,31 @@ class CombineOutput {
   std::size_t modalities_;
 };
 
+// Since ABI 1.1. The labelled [K, rows, C] probabilities a trainable combiner
+// is fitted on. Valid during the call.
+class FitData {
+ public:
+  explicit FitData(const LfFitData& data) : data_(data) {}
+  std::size_t modalities() const { return data_.modalities; }
+  std::size_t rows() const { return data_.rows; }
+  std::size_t classes() const { return data_.classes; }
+  bool Present(std::size_t k, std::size_t r) const {
+    return data_.present[k * data_.rows + r] != 0;
+  }
+  // The C probabilities of modality k for row r; read only when Present(k, r).
+  const double* Row(std::size_t k, std::size_t r) const {
+    return data_.probabilities + (k * data_.rows + r) * data_.classes;
+  }
+  // Row r's class, an index into the pipeline's classes.
+  std::size_t Label(std::size_t r) const {
+    return static_cast<std::size_t>(data_.labels[r]);
+  }
+  std::uint64_t seed() const { return data_.seed; }
+
+ private:
+  const LfFitData& data_;
+};
+
 // ---- The adaptor
 // ---------------------------------------------------------------------------
 
@@ -419,6 +445,29 @@ LfStatus* Combine(void* instance, const LfCombineInput* input,
   });
 }
 
+// A combiner is trainable when it has
+//   static Result<std::string> Fit(const CreateContext&, const FitData&);
+// returning the JSON parameter file its Create reads back.
+template <typename T, typename = void>
+struct IsTrainable : std::false_type {};
+template <typename T>
+struct IsTrainable<
+    T, std::void_t<decltype(T::Fit(std::declval<const CreateContext&>(),
+                                   std::declval<const FitData&>()))>>
+    : std::true_type {};
+
+template <typename T>
+LfStatus* Fit(const LfCreateContext* context, const LfFitData* data,
+              const LfTextSink* out) {
+  return Guard("fit", [&]() -> Status {
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(CreateContext ctx, ReadContext(context));
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(std::string text,
+                                  T::Fit(ctx, FitData(*data)));
+    out->append(out->sink, text.data(), text.size());
+    return Status();
+  });
+}
+
 #define LATEFUSE_SDK_STRINGIFY_INNER_(x) #x
 #define LATEFUSE_SDK_STRINGIFY_(x) LATEFUSE_SDK_STRINGIFY_INNER_(x)
 #if defined(__clang__)
@@ -440,9 +489,13 @@ const LfModelApi* ModelApi() {
 
 template <typename T>
 const LfCombinerApi* CombinerApi() {
+  using FitFn = LfStatus* (*)(const LfCreateContext*, const LfFitData*,
+                              const LfTextSink*);
+  FitFn fit = nullptr;
+  if constexpr (IsTrainable<T>::value) fit = &Fit<T>;
   static const LfCombinerApi api = {sizeof(LfCombinerApi), &Create<T>,
-                                    &Destroy<T>, &DescribeCombiner<T>,
-                                    &Combine<T>};
+                                    &Destroy<T>,           &DescribeCombiner<T>,
+                                    &Combine<T>,           fit};
   return &api;
 }
 
