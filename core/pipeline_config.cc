@@ -336,10 +336,15 @@ class Reader {
   void ReadModality(const YAML::Node& node, const std::string& path,
                     ModalityConfig& modality, Pos& name_pos);
   void ReadInput(const Field& field, ModalityConfig& modality);
-  void ReadPluginRef(const Field& field, PluginRef& ref);
+  // `trainable`: a combiner, which may have a `fit` block.
+  void ReadPluginRef(const Field& field, bool trainable, PluginRef& ref);
+  void ReadCalibration(const Field& field, ModalityConfig& modality);
+  std::optional<bool> ReadBool(const Field& field);
   void ReadPolicy(const Field& field, std::optional<size_t> modality_count,
                   PolicyConfig& policy);
 
+  // A mapping converted to JSON text.
+  std::optional<std::string> ReadJsonMapping(const Field& field);
   bool WriteJson(const YAML::Node& node, Pos pos, const std::string& path,
                  int depth, std::string& out);
   bool WriteJsonScalar(const YAML::Node& node, Pos pos, const std::string& path,
@@ -493,7 +498,7 @@ void Reader::ReadPipeline(const YAML::Node& root, PipelineConfig& config) {
     }
   }
   if (const Field* f = Require(*top, "combiner")) {
-    ReadPluginRef(*f, config.combiner);
+    ReadPluginRef(*f, /*trainable=*/true, config.combiner);
   }
   if (const Field* f = top->Find("policy")) {
     ReadPolicy(*f, modality_count, config.policy);
@@ -580,9 +585,9 @@ void Reader::ReadModalities(const Field& field, PipelineConfig& config) {
 
 void Reader::ReadModality(const YAML::Node& node, const std::string& path,
                           ModalityConfig& modality, Pos& name_pos) {
-  std::optional<Fields> fields =
-      ReadMapping(node, PosOf(node), path,
-                  {"name", "input", "model", "on_error", "timeout_ms"});
+  std::optional<Fields> fields = ReadMapping(
+      node, PosOf(node), path,
+      {"name", "input", "model", "on_error", "timeout_ms", "calibration"});
   if (!fields) return;
   if (const Field* f = Require(*fields, "name")) {
     name_pos = f->value_pos;
@@ -602,7 +607,7 @@ void Reader::ReadModality(const YAML::Node& node, const std::string& path,
   }
   if (const Field* f = Require(*fields, "input")) ReadInput(*f, modality);
   if (const Field* f = Require(*fields, "model")) {
-    ReadPluginRef(*f, modality.model);
+    ReadPluginRef(*f, /*trainable=*/false, modality.model);
   }
   if (const Field* f = fields->Find("on_error")) {
     if (auto choice = ReadChoice(*f, {"missing", "fail"})) {
@@ -614,6 +619,50 @@ void Reader::ReadModality(const YAML::Node& node, const std::string& path,
       modality.timeout = std::chrono::milliseconds(*ms);
     }
   }
+  if (const Field* f = fields->Find("calibration"))
+    ReadCalibration(*f, modality);
+}
+
+void Reader::ReadCalibration(const Field& field, ModalityConfig& modality) {
+  std::optional<Fields> fields = ReadMapping(
+      field.value, field.value_pos, field.path, {"method", "file", "fit"});
+  if (!fields) return;
+  CalibrationConfig calibration;
+  calibration.location = Location(field.value_pos);
+  if (const Field* f = Require(*fields, "method")) {
+    static constexpr const char* kMethods[] = {"temperature", "platt",
+                                               "isotonic"};
+    if (auto choice = ReadChoice(*f, {"temperature", "platt", "isotonic"})) {
+      calibration.method = kMethods[*choice];
+    }
+  }
+  if (const Field* f = fields->Find("file")) {
+    if (auto text = ReadNonEmptyString(f->value, f->value_pos, f->path)) {
+      fs::path file(*text);
+      if (file.is_relative()) file = base_dir_ / file;
+      calibration.file = file.lexically_normal();
+    }
+  }
+  std::optional<bool> fit = false;
+  if (const Field* f = fields->Find("fit")) fit = ReadBool(*f);
+  calibration.fit = fit.value_or(false);
+  // An unreadable `fit` was reported already; don't add a second error for it.
+  if (fields->Find("file") == nullptr && fit == false) {
+    Error(fields->pos, fields->path,
+          "missing required key 'file' (or 'fit: true' for `latefuse fit` to "
+          "make it)");
+  }
+  modality.calibration = std::move(calibration);
+}
+
+std::optional<bool> Reader::ReadBool(const Field& field) {
+  const YAML::Node& node = field.value;
+  if (IsPlainScalar(node) && ClassifyPlain(node.Scalar()) == PlainKind::kBool) {
+    return absl::AsciiStrToLower(node.Scalar()) == "true";
+  }
+  Error(field.value_pos, field.path,
+        absl::StrCat("expected true or false, got ", Describe(node)));
+  return std::nullopt;
 }
 
 void Reader::ReadInput(const Field& field, ModalityConfig& modality) {
@@ -646,11 +695,13 @@ void Reader::ReadInput(const Field& field, ModalityConfig& modality) {
   }
 }
 
-void Reader::ReadPluginRef(const Field& field, PluginRef& ref) {
+void Reader::ReadPluginRef(const Field& field, bool trainable, PluginRef& ref) {
   ref.location = Location(field.value_pos);
   std::optional<Fields> fields =
-      ReadMapping(field.value, field.value_pos, field.path,
-                  {"plugin", "version", "sha256", "params"});
+      trainable ? ReadMapping(field.value, field.value_pos, field.path,
+                              {"plugin", "version", "sha256", "params", "fit"})
+                : ReadMapping(field.value, field.value_pos, field.path,
+                              {"plugin", "version", "sha256", "params"});
   if (!fields) return;
   if (const Field* f = Require(*fields, "plugin")) {
     if (auto plugin = ReadNonEmptyString(f->value, f->value_pos, f->path)) {
@@ -687,16 +738,24 @@ void Reader::ReadPluginRef(const Field& field, PluginRef& ref) {
     }
   }
   if (const Field* f = fields->Find("params")) {
-    if (!f->value.IsMap()) {
-      Error(f->value_pos, f->path,
-            absl::StrCat("expected a mapping, got ", Describe(f->value)));
-    } else {
-      std::string json;
-      if (WriteJson(f->value, f->value_pos, f->path, 0, json)) {
-        ref.params_json = std::move(json);
-      }
-    }
+    if (auto json = ReadJsonMapping(*f)) ref.params_json = *std::move(json);
   }
+  if (const Field* f = fields->Find("fit")) {
+    ref.fit_json = ReadJsonMapping(*f);
+  }
+}
+
+std::optional<std::string> Reader::ReadJsonMapping(const Field& field) {
+  if (!field.value.IsMap()) {
+    Error(field.value_pos, field.path,
+          absl::StrCat("expected a mapping, got ", Describe(field.value)));
+    return std::nullopt;
+  }
+  std::string json;
+  if (!WriteJson(field.value, field.value_pos, field.path, 0, json)) {
+    return std::nullopt;
+  }
+  return json;
 }
 
 void Reader::ReadPolicy(const Field& field,

@@ -67,7 +67,20 @@ struct PluginRef {
   // The YAML `params` subtree as compact JSON text, "{}" when absent. Paths
   // in it are left as written; plugins resolve them against base_dir.
   std::string params_json = "{}";
+  // Combiners only: the YAML `fit` subtree as JSON text, the options `latefuse
+  // fit` hands the combiner's fit; absent when the pipeline does not train it.
+  std::optional<std::string> fit_json;
   SourceLocation location;  // of the `model:` / `combiner:` value
+};
+
+// A modality's `calibration:`: a calibrator applied to its model's
+// probabilities before fusion, read from `file`, and refitted by `latefuse
+// fit` when `fit` is true.
+struct CalibrationConfig {
+  std::string method;          // "temperature" | "platt" | "isotonic"
+  std::filesystem::path file;  // absolute; empty when not given (fit only)
+  bool fit = false;
+  SourceLocation location;  // of the `calibration:` value
 };
 
 struct ModalityConfig {
@@ -77,6 +90,7 @@ struct ModalityConfig {
   PluginRef model;
   OnError on_error = OnError::kMissing;
   std::optional<std::chrono::milliseconds> timeout;  // absent = no timeout
+  std::optional<CalibrationConfig> calibration;      // absent = none
   SourceLocation location;                           // of the list entry
 };
 

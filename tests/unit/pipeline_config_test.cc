@@ -218,6 +218,73 @@ TEST(PipelineConfigTest, OnErrorFailPolicyErrorAndBytesInputAreRead) {
   EXPECT_EQ(c.policy.on_insufficient, OnInsufficient::kError);
 }
 
+TEST(PipelineConfigTest, CalibrationAndCombinerFitAreRead) {
+  PipelineConfig c = Parse(Lines({
+      "apiVersion: latefuse/v1",
+      "name: icu",
+      "classes: [a, b]",
+      "plugin_dirs: [plugins]",
+      "modalities:",
+      "  - name: vitals",
+      "    input: {kind: dense, size: 3}",
+      "    model: {plugin: linear}",
+      "    calibration: {method: platt, file: calib/vitals.json}",
+      "  - name: labs",
+      "    input: {kind: dense, size: 2}",
+      "    model: {plugin: linear}",
+      "    calibration: {method: isotonic, fit: true}",
+      "  - {name: notes, input: {kind: text}, model: {plugin: tfidf}}",
+      "combiner:",
+      "  plugin: stacking",
+      "  params: {model: fitted/stacking.json}",
+      "  fit: {l2_C: 0.5, modality_dropout: 0.3}",
+  }));
+  ASSERT_EQ(c.modalities.size(), 3u);
+  ASSERT_TRUE(c.modalities[0].calibration.has_value());
+  EXPECT_EQ(c.modalities[0].calibration->method, "platt");
+  EXPECT_EQ(c.modalities[0].calibration->file,
+            fs::path("/srv/pipelines/icu/calib/vitals.json"));
+  EXPECT_FALSE(c.modalities[0].calibration->fit);
+  ASSERT_TRUE(c.modalities[1].calibration.has_value());
+  EXPECT_EQ(c.modalities[1].calibration->method, "isotonic");
+  EXPECT_TRUE(c.modalities[1].calibration->file.empty());
+  EXPECT_TRUE(c.modalities[1].calibration->fit);
+  EXPECT_FALSE(c.modalities[2].calibration.has_value());
+  EXPECT_EQ(c.combiner.fit_json, std::optional<std::string>(
+                                     R"({"l2_C":0.5,"modality_dropout":0.3})"));
+  EXPECT_FALSE(c.modalities[0].model.fit_json.has_value());
+}
+
+TEST(PipelineConfigErrorTest, CalibrationAndFitAreChecked) {
+  const std::string yaml = Lines({
+      "apiVersion: latefuse/v1",
+      "name: icu",
+      "classes: [a, b]",
+      "plugin_dirs: [plugins]",
+      "modalities:",
+      "  - name: vitals",
+      "    input: {kind: dense, size: 3}",
+      "    model: {plugin: linear, fit: {}}",
+      "    calibration: {method: beta, fit: maybe}",
+      "  - name: labs",
+      "    input: {kind: dense, size: 2}",
+      "    model: {plugin: linear}",
+      "    calibration: {method: platt}",
+      "combiner: {plugin: stacking, fit: [1]}",
+  });
+  EXPECT_EQ(Errors(yaml),
+            "pipeline.yaml:8:29: modalities[0].model.fit: unknown key 'fit'; "
+            "allowed keys: plugin, version, sha256, params\n"
+            "pipeline.yaml:9:27: modalities[0].calibration.method: expected "
+            "one of temperature, platt, isotonic; got \"beta\"\n"
+            "pipeline.yaml:9:38: modalities[0].calibration.fit: expected true "
+            "or false, got \"maybe\"\n"
+            "pipeline.yaml:13:18: modalities[1].calibration: missing required "
+            "key 'file' (or 'fit: true' for `latefuse fit` to make it)\n"
+            "pipeline.yaml:14:35: combiner.fit: expected a mapping, got a "
+            "list");
+}
+
 TEST(PipelineConfigTest, EnumNamesAreTheFileSpellings) {
   EXPECT_EQ(InputKindName(InputKind::kDense), "dense");
   EXPECT_EQ(InputKindName(InputKind::kText), "text");
@@ -316,9 +383,10 @@ TEST(PipelineConfigErrorTest, UnknownKeyIsRejectedWithLineAndColumn) {
             "pipeline.yaml:8:29: modalities[0].model.versoin: unknown key "
             "'versoin'; allowed keys: plugin, version, sha256, params\n"
             "pipeline.yaml:9:5: modalities[0].retries: unknown key 'retries'; "
-            "allowed keys: name, input, model, on_error, timeout_ms\n"
+            "allowed keys: name, input, model, on_error, timeout_ms, "
+            "calibration\n"
             "pipeline.yaml:10:26: combiner.weights: unknown key 'weights'; "
-            "allowed keys: plugin, version, sha256, params\n"
+            "allowed keys: plugin, version, sha256, params, fit\n"
             "pipeline.yaml:11:29: policy.quorum: unknown key 'quorum'; "
             "allowed keys: min_modalities, on_insufficient\n"
             "pipeline.yaml:12:1: extra: unknown key 'extra'; allowed keys: "
