@@ -24,6 +24,7 @@ set (not committed), and writes:
   configs/demo/models/<modality>.json   latefuse.linear/v1 model files
   configs/demo/data/patients.jsonl      ~1000 evaluation records with realistic
                                         missing modalities and labels
+  configs/demo/data/fit.jsonl           ~2000 more, for `latefuse fit`
   configs/demo/pipeline.yaml            the pipeline (weighted_mean combiner)
   configs/demo/README.md                what the demo is and how it was made
 
@@ -51,6 +52,7 @@ SEED = 20240611
 N_TRAIN = 8000
 N_HELDOUT = 4000
 N_EVAL = 1000
+N_FIT = 2000
 
 MODALITIES = ["vitals", "labs", "imaging"]
 
@@ -262,6 +264,7 @@ every run); regenerate with `tools/make_demo.py` from the repository root
 | `pipeline.yaml` | the pipeline: three `linear` models, `weighted_mean` combiner |
 | `models/<modality>.json` | `latefuse.linear/v1` StandardScaler + LogisticRegression |
 | `data/patients.jsonl` | {n_eval} labelled input records (`{{"id", "modalities", "label"}}`) |
+| `data/fit.jsonl` | {n_fit} more labelled records, drawn the same way, for `latefuse fit` (combiners and calibrators are fitted on rows the models never saw) |
 
 The data are synthetic, not from patients. About {prev_pct}% are `deteriorating`.
 Each patient has a class and a shared acuity factor; each modality sees a noisy
@@ -310,6 +313,47 @@ modality): fused AUC {eval_auc}.
 """
 
 
+def draw_records(x, y, rng, prefix, models, weights):
+    """Labelled input records of x with realistic missingness drawn from rng.
+
+    Returns the JSONL lines, the presence masks, and the weighted-mean fusion's
+    numerator and denominator per row."""
+    n = len(y)
+    nothing = rng.random(n) < P_NOTHING
+    present = {
+        "vitals": rng.random(n) < P_VITALS,
+        "labs": rng.random(n) < np.where(y == 1, P_LABS[1], P_LABS[0]),
+        "imaging": rng.random(n) < np.where(y == 1, P_IMAGING[1],
+                                            P_IMAGING[0]),
+    }
+    for m in MODALITIES:
+        present[m] &= ~nothing
+    as_null = {m: rng.random(n) < P_NULL for m in MODALITIES}
+    decimals = {
+        "vitals": [d for _, _, d in VITALS],
+        "labs": [d for _, _, d in LABS],
+        "imaging": [IMAGING_DECIMALS] * IMAGING_DIM,
+    }
+
+    lines = []
+    num = np.zeros(n)
+    den = np.zeros(n)
+    for i in range(n):
+        mods = {}
+        for m in MODALITIES:
+            if present[m][i]:
+                mods[m] = [round(float(v), d) for v, d in zip(x[m][i], decimals[m])]
+                p = linear_proba(models[m], np.array(mods[m])[None, :])[0]
+                num[i] += weights[m] * p
+                den[i] += weights[m]
+            elif as_null[m][i]:
+                mods[m] = None
+        rec = {"id": "%s-%04d" % (prefix, i + 1), "modalities": mods,
+               "label": CLASSES[int(y[i])]}
+        lines.append(json.dumps(rec) + "\n")
+    return lines, present, num, den
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -349,40 +393,14 @@ def main():
     fused_ho = sum(weights[m] * p_ho[m] for m in MODALITIES) / wsum
     fused_auc = roc_auc_score(yho, fused_ho)
 
-    # Missingness of the evaluation set.
-    rng = np.random.default_rng(s_miss)
-    nothing = rng.random(N_EVAL) < P_NOTHING
-    present = {
-        "vitals": rng.random(N_EVAL) < P_VITALS,
-        "labs": rng.random(N_EVAL) < np.where(yev == 1, P_LABS[1], P_LABS[0]),
-        "imaging": rng.random(N_EVAL) < np.where(yev == 1, P_IMAGING[1],
-                                                 P_IMAGING[0]),
-    }
-    for m in MODALITIES:
-        present[m] &= ~nothing
-    as_null = {m: rng.random(N_EVAL) < P_NULL for m in MODALITIES}
-    decimals = {
-        "vitals": [d for _, _, d in VITALS],
-        "labs": [d for _, _, d in LABS],
-        "imaging": [IMAGING_DECIMALS] * IMAGING_DIM,
-    }
-
-    lines = []
-    num = np.zeros(N_EVAL)
-    den = np.zeros(N_EVAL)
-    for i in range(N_EVAL):
-        mods = {}
-        for m in MODALITIES:
-            if present[m][i]:
-                mods[m] = [round(float(v), d) for v, d in zip(xev[m][i], decimals[m])]
-                p = linear_proba(models[m], np.array(mods[m])[None, :])[0]
-                num[i] += weights[m] * p
-                den[i] += weights[m]
-            elif as_null[m][i]:
-                mods[m] = None
-        rec = {"id": "p-%04d" % (i + 1), "modalities": mods,
-               "label": CLASSES[int(yev[i])]}
-        lines.append(json.dumps(rec) + "\n")
+    lines, present, num, den = draw_records(
+        xev, yev, np.random.default_rng(s_miss), "p", models, weights)
+    # A second labelled set, drawn like the first, for `latefuse fit`: combiners
+    # and calibrators are fitted on rows the modality models never saw.
+    s_fit, s_fit_miss = ss.spawn(2)
+    xfit, yfit = generate(np.random.default_rng(s_fit), N_FIT, imaging_w)
+    fit_lines, _, _, _ = draw_records(
+        xfit, yfit, np.random.default_rng(s_fit_miss), "f", models, weights)
     any_present = den > 0
     eval_auc = roc_auc_score(yev[any_present], num[any_present] / den[any_present])
 
@@ -390,6 +408,7 @@ def main():
         write_text(os.path.join(out, "models", m + ".json"),
                    dumps_json(models[m]) + "\n")
     write_text(os.path.join(out, "data", "patients.jsonl"), "".join(lines))
+    write_text(os.path.join(out, "data", "fit.jsonl"), "".join(fit_lines))
 
     write_text(os.path.join(out, "pipeline.yaml"), PIPELINE_TEMPLATE.format(
         skills=", ".join("%s %.3f" % (m, skill[m]) for m in MODALITIES),
@@ -401,7 +420,7 @@ def main():
     n_none = int(np.sum(~(present["vitals"] | present["labs"] | present["imaging"])))
     pct = lambda k: "%.1f" % (100.0 * k / N_EVAL)  # noqa: E731
     write_text(os.path.join(out, "README.md"), README_TEMPLATE.format(
-        n_eval=N_EVAL, prev_pct=int(round(100 * PREVALENCE)),
+        n_eval=N_EVAL, n_fit=N_FIT, prev_pct=int(round(100 * PREVALENCE)),
         p_nothing_pct="%.1f" % (100 * P_NOTHING), p_vitals=P_VITALS,
         p_labs0=P_LABS[0], p_labs1=P_LABS[1], p_img0=P_IMAGING[0],
         p_img1=P_IMAGING[1],
