@@ -167,7 +167,8 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
   result.failed.assign(K * rows, 0);
   result.failures.assign(K, std::string());
   result.modality_probabilities.assign(K * rows * C, 0.0);
-  const bool explain = options_.explain && pipeline_.combiner().explains();
+  const bool explain = options_.explain && pipeline_.has_combiner() &&
+                       pipeline_.combiner().explains();
   result.explanation.assign(explain ? rows * K : 0, 0.0);
   for (std::size_t r = 0; r < rows; ++r) {
     if (!batch.errors[r].empty()) {
@@ -230,6 +231,9 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
         if (!bad.empty()) {
           failure = fmt::format("{}: {} (its row {} of the batch)",
                                 model.context(), bad, bad_row);
+        } else if (const auto& calibrator =
+                       pipeline_.modalities()[k].calibrator) {
+          calibrator->Apply(jobs[k]->out.data(), jobs[k]->batch.rows);
         }
       }
     }
@@ -272,7 +276,9 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     }
   }
   const std::size_t n = combine_rows_.size();
-  if (n == 0) return;
+  // A pipeline loaded for fitting has no combiner: its models' outputs are all
+  // there is.
+  if (n == 0 || !pipeline_.has_combiner()) return;
   combine_probabilities_.assign(K * n * C, 0.0);
   combine_present_.assign(K * n, 0);
   for (std::size_t k = 0; k < K; ++k) {

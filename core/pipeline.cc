@@ -25,10 +25,35 @@ void AppendPlugin(std::string& out, const PluginRef& ref,
   absl::StrAppend(&out, "    params:  ", ref.params_json, "\n");
 }
 
+// The modality's calibrator, unless it has none or is about to be fitted.
+absl::StatusOr<std::optional<Calibrator>> LoadCalibrator(
+    const ModalityConfig& modality, const std::vector<std::string>& classes,
+    LoadMode mode) {
+  if (!modality.calibration) return std::nullopt;
+  const CalibrationConfig& calibration = *modality.calibration;
+  if (mode == LoadMode::kFit && calibration.fit) return std::nullopt;
+  if (calibration.file.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        calibration.location.ToString(), ": modality '", modality.name,
+        "': its calibration has no file yet; `latefuse fit` makes one"));
+  }
+  LATEFUSE_ASSIGN_OR_RETURN(CalibrationMethod method,
+                            ParseCalibrationMethod(calibration.method));
+  absl::StatusOr<Calibrator> calibrator =
+      Calibrator::Load(calibration.file, method, classes);
+  if (!calibrator.ok()) {
+    return absl::Status(
+        calibrator.status().code(),
+        absl::StrCat("modality '", modality.name,
+                     "': calibration: ", calibrator.status().message()));
+  }
+  return *std::move(calibrator);
+}
+
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Load(
-    PipelineConfig config) {
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Load(PipelineConfig config,
+                                                         LoadMode mode) {
   std::unique_ptr<Pipeline> pipeline(new Pipeline(std::move(config)));
   const PipelineConfig& c = pipeline->config_;
   for (const ModalityConfig& modality : c.modalities) {
@@ -39,14 +64,19 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Load(
                       c.plugin_dirs));
     LATEFUSE_ASSIGN_OR_RETURN(std::unique_ptr<ModelInstance> instance,
                               ModelInstance::Create(plugin, modality, c));
-    pipeline->modalities_.push_back({std::move(plugin), std::move(instance)});
+    LATEFUSE_ASSIGN_OR_RETURN(std::optional<Calibrator> calibrator,
+                              LoadCalibrator(modality, c.classes, mode));
+    pipeline->modalities_.push_back(
+        {std::move(plugin), std::move(instance), std::move(calibrator)});
   }
   LATEFUSE_ASSIGN_OR_RETURN(
       pipeline->combiner_plugin_,
       ResolvePlugin(c.combiner, LF_KIND_COMBINER, "combiner", c.plugin_dirs));
-  LATEFUSE_ASSIGN_OR_RETURN(
-      pipeline->combiner_,
-      CombinerInstance::Create(pipeline->combiner_plugin_, c));
+  if (mode == LoadMode::kRun) {
+    LATEFUSE_ASSIGN_OR_RETURN(
+        pipeline->combiner_,
+        CombinerInstance::Create(pipeline->combiner_plugin_, c));
+  }
   return pipeline;
 }
 
@@ -69,15 +99,21 @@ std::string Pipeline::Plan() const {
         m.timeout ? absl::StrCat(", timeout ", m.timeout->count(), " ms") : "",
         "\n");
     AppendPlugin(out, m.model, modalities_[k].plugin);
+    if (m.calibration) {
+      absl::StrAppend(&out, "    calibration: ", m.calibration->method, ", ",
+                      modalities_[k].calibrator ? m.calibration->file.string()
+                                                : std::string("to be fitted"),
+                      "\n");
+    }
   }
-  absl::StrAppend(&out, "  combiner:",
-                  combiner_->explains() ? " (explains its weights)" : "", "\n");
+  absl::StrAppend(
+      &out, "  combiner:",
+      combiner_ && combiner_->explains() ? " (explains its weights)" : "",
+      "\n");
   AppendPlugin(out, c.combiner, combiner_plugin_);
   absl::StrAppend(&out, "  policy: min_modalities ", c.policy.min_modalities,
                   ", on_insufficient ",
-                  c.policy.on_insufficient == OnInsufficient::kAbstain
-                      ? "abstain"
-                      : "error",
+                  std::string(OnInsufficientName(c.policy.on_insufficient)),
                   "\n");
   return out;
 }

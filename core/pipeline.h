@@ -9,15 +9,27 @@
 #define LATEFUSE_CORE_PIPELINE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/calibration.h"
 #include "core/pipeline_config.h"
 #include "core/plugin_instance.h"
 #include "core/plugin_loader.h"
 
 namespace latefuse {
+
+// How much of a pipeline to load.
+enum class LoadMode {
+  // Everything, ready to run: every calibration needs its file.
+  kRun,
+  // For `latefuse fit`: the combiner is resolved and checked but not created
+  // (its parameter file may not exist yet), and calibrations marked `fit` are
+  // left out, to be fitted.
+  kFit,
+};
 
 class Pipeline {
  public:
@@ -25,14 +37,19 @@ class Pipeline {
   struct Modality {
     ResolvedPlugin plugin;
     std::unique_ptr<ModelInstance> instance;
+    std::optional<Calibrator> calibrator;  // applied to the model's output
   };
 
-  static absl::StatusOr<std::unique_ptr<Pipeline>> Load(PipelineConfig config);
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Load(
+      PipelineConfig config, LoadMode mode = LoadMode::kRun);
 
   const PipelineConfig& config() const { return config_; }
   // In the pipeline's modality order.
   std::vector<Modality>& modalities() { return modalities_; }
+  // False only for pipelines loaded with LoadMode::kFit.
+  bool has_combiner() const { return combiner_ != nullptr; }
   CombinerInstance& combiner() { return *combiner_; }
+  const ResolvedPlugin& combiner_plugin() const { return combiner_plugin_; }
 
   // The resolved plan: each plugin with its version, file, hash and why it was
   // chosen.

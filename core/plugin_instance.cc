@@ -14,7 +14,7 @@ namespace {
 // out.
 class CreateContext {
  public:
-  CreateContext(const PipelineConfig& pipeline, const PluginRef& ref,
+  CreateContext(const PipelineConfig& pipeline, const std::string& params_json,
                 const std::string& instance_name, bool with_modalities) {
     base_dir_ = pipeline.base_dir.string();
     for (const std::string& label : pipeline.classes)
@@ -25,8 +25,8 @@ class CreateContext {
     }
     context_ =
         LfCreateContext{sizeof(LfCreateContext),
-                        ref.params_json.c_str(),
-                        ref.params_json.size(),
+                        params_json.c_str(),
+                        params_json.size(),
                         base_dir_.c_str(),
                         instance_name.c_str(),
                         classes_.size(),
@@ -87,7 +87,7 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
     const PipelineConfig& pipeline) {
   const LfModelApi* api = plugin.plugin.descriptor->model;
   const std::string prefix = Prefix(plugin);
-  CreateContext context(pipeline, modality.model, modality.name,
+  CreateContext context(pipeline, modality.model.params_json, modality.name,
                         /*with_modalities=*/false);
   void* handle = nullptr;
   LATEFUSE_RETURN_IF_ERROR(TakeStatus(api->create(context.get(), &handle),
@@ -144,7 +144,7 @@ absl::StatusOr<std::unique_ptr<CombinerInstance>> CombinerInstance::Create(
     const ResolvedPlugin& plugin, const PipelineConfig& pipeline) {
   const LfCombinerApi* api = plugin.plugin.descriptor->combiner;
   const std::string prefix = Prefix(plugin);
-  CreateContext context(pipeline, pipeline.combiner, "combiner",
+  CreateContext context(pipeline, pipeline.combiner.params_json, "combiner",
                         /*with_modalities=*/true);
   void* handle = nullptr;
   LATEFUSE_RETURN_IF_ERROR(TakeStatus(api->create(context.get(), &handle),
@@ -170,6 +170,36 @@ absl::Status CombinerInstance::Combine(const LfCombineInput& input,
                                        LfCombineOutput& out) {
   return TakeStatus(api_->combine(instance_, &input, &out),
                     absl::StrCat(context_, ": combine failed"));
+}
+
+absl::Status CheckTrainable(const ResolvedPlugin& combiner) {
+  const LfCombinerApi* api = combiner.plugin.descriptor->combiner;
+  if (api != nullptr && LF_HAS_MEMBER(api, LfCombinerApi, fit) &&
+      api->fit != nullptr) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat(Prefix(combiner), "cannot be fitted: version ",
+                   combiner.plugin.descriptor->version,
+                   " has no fit; remove `fit:` from the pipeline's combiner"));
+}
+
+absl::StatusOr<std::string> FitCombiner(const ResolvedPlugin& combiner,
+                                        const PipelineConfig& pipeline,
+                                        const LfFitData& data) {
+  LATEFUSE_RETURN_IF_ERROR(CheckTrainable(combiner));
+  CreateContext context(pipeline, pipeline.combiner.fit_json.value_or("{}"),
+                        "combiner", /*with_modalities=*/true);
+  std::string text;
+  const LfTextSink sink{sizeof(LfTextSink), &text,
+                        [](void* out, const char* text_data, size_t size) {
+                          static_cast<std::string*>(out)->append(text_data,
+                                                                 size);
+                        }};
+  LATEFUSE_RETURN_IF_ERROR(TakeStatus(
+      combiner.plugin.descriptor->combiner->fit(context.get(), &data, &sink),
+      absl::StrCat(Prefix(combiner), "fit failed")));
+  return text;
 }
 
 }  // namespace latefuse

@@ -80,6 +80,16 @@ class CombinerInstance {
   bool explains_;
 };
 
+// OK when a combiner plugin can be fitted (it has ABI 1.1's optional fit),
+// else why not.
+absl::Status CheckTrainable(const ResolvedPlugin& combiner);
+
+// Calls a trainable combiner's fit with the pipeline's `fit` options as params
+// and returns the parameter file it wrote.
+absl::StatusOr<std::string> FitCombiner(const ResolvedPlugin& combiner,
+                                        const PipelineConfig& pipeline,
+                                        const LfFitData& data);
+
 }  // namespace latefuse
 
 #endif  // LATEFUSE_CORE_PLUGIN_INSTANCE_H_

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "core/fit.h"
 #include "core/pipeline.h"
 #include "core/pipeline_config.h"
 #include "core/plugin_loader.h"
@@ -23,10 +24,10 @@ int Fail(const absl::Status& status) {
 }
 
 absl::StatusOr<std::unique_ptr<Pipeline>> LoadPipeline(
-    const std::string& path) {
+    const std::string& path, LoadMode mode = LoadMode::kRun) {
   absl::StatusOr<PipelineConfig> config = LoadPipelineFile(path);
   if (!config.ok()) return config.status();
-  return Pipeline::Load(*std::move(config));
+  return Pipeline::Load(*std::move(config), mode);
 }
 
 struct RunArgs {
@@ -75,6 +76,42 @@ int Run(const RunArgs& args) {
   if (!summary.ok()) return Fail(summary.status());
   if (!args.quiet)
     fmt::print(stderr, "{}", FormatSummary((*pipeline)->config(), *summary));
+  return 0;
+}
+
+struct FitArgs {
+  std::string pipeline;
+  std::string data;
+  std::string predictions;
+  std::string out;
+  std::uint64_t seed = 0;
+};
+
+int Fit(const FitArgs& args) {
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
+      LoadPipeline(args.pipeline, LoadMode::kFit);
+  if (!pipeline.ok()) return Fail(pipeline.status());
+  FitOptions options;
+  options.data = args.data;
+  options.predictions = args.predictions;
+  options.out_dir = args.out;
+  options.seed = args.seed;
+  absl::StatusOr<FitReport> report = FitPipeline(**pipeline, options);
+  if (!report.ok()) return Fail(report.status());
+  const PipelineConfig& config = (*pipeline)->config();
+  fmt::print(stderr, "latefuse: fitted on {} of {} lines ({} skipped)\n",
+             report->rows, report->lines, report->skipped.size());
+  for (std::size_t i = 0; i < report->skipped.size() && i < 5; ++i) {
+    fmt::print(stderr, "  skipped {}\n", report->skipped[i]);
+  }
+  for (std::size_t k = 0; k < config.modalities.size(); ++k) {
+    fmt::print(stderr, "  {}: usable in {} rows\n", config.modalities[k].name,
+               report->present[k]);
+  }
+  for (const auto& file : report->written) {
+    fmt::print(stderr, "  wrote {}\n", file.string());
+  }
+  fmt::print("{}", report->snippet);
   return 0;
 }
 
@@ -160,6 +197,33 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
+  latefuse::FitArgs fit_args;
+  CLI::App* fit = app.add_subcommand("fit",
+                                     "Fit what the pipeline marks as trainable "
+                                     "from labelled data: calibrations\n"
+                                     "with `fit: true`, and a combiner with a "
+                                     "`fit:` block (its options). Writes\n"
+                                     "the fitted files to --out and prints the "
+                                     "pipeline snippet that uses them.");
+  fit->add_option("pipeline", fit_args.pipeline, "Pipeline file (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  CLI::Option* data =
+      fit->add_option("--data", fit_args.data,
+                      "Labelled records (JSONL with \"label\"); the pipeline's "
+                      "models run over them")
+          ->check(CLI::ExistingFile);
+  fit->add_option("--predictions", fit_args.predictions,
+                  "Or per-modality predictions made out of fold (JSONL: "
+                  "{\"label\", \"modalities\": {name: [p...]|null}})")
+      ->check(CLI::ExistingFile)
+      ->excludes(data);
+  fit->add_option("-o,--out", fit_args.out, "Folder for the fitted files")
+      ->required();
+  fit->add_option("--seed", fit_args.seed,
+                  "Seed for any randomness in fitting (e.g. modality dropout)")
+      ->capture_default_str();
+
   CLI::App* plugins =
       app.add_subcommand("plugins", "Work with plugin libraries.");
   plugins->require_subcommand(1);
@@ -175,6 +239,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (run->parsed()) return latefuse::Run(run_args);
   if (validate->parsed()) return latefuse::Validate(validate_path);
+  if (fit->parsed()) return latefuse::Fit(fit_args);
   if (inspect->parsed()) return latefuse::Inspect(inspect_path);
   return 0;
 }
