@@ -188,8 +188,10 @@ absl::StatusOr<std::string> FitCombiner(const ResolvedPlugin& combiner,
                                         const PipelineConfig& pipeline,
                                         const LfFitData& data) {
   LATEFUSE_RETURN_IF_ERROR(CheckTrainable(combiner));
-  CreateContext context(pipeline, pipeline.combiner.fit_json.value_or("{}"),
-                        "combiner", /*with_modalities=*/true);
+  // The context points into this string: it must outlive the call.
+  const std::string options = pipeline.combiner.fit_json.value_or("{}");
+  CreateContext context(pipeline, options, "combiner",
+                        /*with_modalities=*/true);
   std::string text;
   const LfTextSink sink{sizeof(LfTextSink), &text,
                         [](void* out, const char* text_data, size_t size) {

@@ -221,8 +221,10 @@ typedef struct LfCombineInput {
 typedef struct LfCombineOutput {
   uint32_t struct_size;
   double* probabilities; /* [rows, C], each row sums to 1 */
-  /* [rows, K] per-modality weight the combiner gave each row (0 for absent
-   * modalities), or NULL when the host did not ask for an explanation. */
+  /* [rows, K] what each modality counted for in each row, or NULL when the
+   * host did not ask for an explanation. Usually the weight the combiner gave
+   * it (0 when absent); a combiner documents its own meaning (a stacker's
+   * signed contributions, where a missing modality's fill value counts too). */
   double* explanation;
 } LfCombineOutput;
 
