@@ -7,6 +7,8 @@
 #include <latefuse/plugin.hpp>
 #include <vector>
 
+#include "internal/fuse_rows.h"
+
 namespace latefuse::combiners_internal {
 
 // p = sum_{k in S} w_k p_k / sum_{k in S} w_k over the present set S of each
@@ -16,27 +18,18 @@ inline sdk::Status WeightedAverage(const sdk::CombineInput& in,
                                    const std::vector<double>& weights,
                                    sdk::CombineOutput& out) {
   const std::size_t classes = in.classes();
-  for (std::size_t r = 0; r < in.rows(); ++r) {
-    double* fused = out.Row(r);
-    std::fill(fused, fused + classes, 0.0);
-    double total = 0.0;
-    for (std::size_t k = 0; k < in.modalities(); ++k) {
-      if (!in.Present(k, r)) continue;
-      total += weights[k];
-      const double* p = in.Row(k, r);
-      for (std::size_t c = 0; c < classes; ++c) fused[c] += weights[k] * p[c];
-    }
-    if (total <= 0.0)
-      return sdk::FailedPrecondition("a row with no modality present");
-    for (std::size_t c = 0; c < classes; ++c) fused[c] /= total;
-    if (out.explain()) {
-      double* share = out.Explanation(r);
-      for (std::size_t k = 0; k < in.modalities(); ++k) {
-        share[k] = in.Present(k, r) ? weights[k] / total : 0.0;
-      }
-    }
-  }
-  return sdk::Status();
+  return FuseRows(in, out,
+                  [&](std::size_t r, const std::vector<std::size_t>& present,
+                      double* fused, double* shares) {
+                    std::fill(fused, fused + classes, 0.0);
+                    for (std::size_t k : present) {
+                      shares[k] = weights[k];
+                      const double* p = in.Row(k, r);
+                      for (std::size_t c = 0; c < classes; ++c) {
+                        fused[c] += weights[k] * p[c];
+                      }
+                    }
+                  });
 }
 
 // A combiner that averages with fixed per-modality weights; `mean` and
