@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/host_api.h"
 #include "gtest/gtest.h"
 
 namespace latefuse::testing {
@@ -75,6 +76,38 @@ std::vector<nlohmann::json> RunLines(Pipeline& pipeline,
   }
   EXPECT_EQ(records.size(), lines.size()) << "one output line per input line";
   return records;
+}
+
+PluginContext::PluginContext(std::string params_json, const fs::path& base_dir,
+                             const std::vector<std::string>& classes,
+                             const std::vector<std::string>& modalities)
+    : params_json_(std::move(params_json)), base_dir_(base_dir.string()) {
+  for (const std::string& c : classes) classes_.push_back(c.c_str());
+  for (const std::string& m : modalities) modalities_.push_back(m.c_str());
+  context_ = LfCreateContext{};
+  context_.struct_size = sizeof(LfCreateContext);
+  context_.params_json = params_json_.data();
+  context_.params_json_size = params_json_.size();
+  context_.base_dir = base_dir_.c_str();
+  context_.instance_name = "combiner";
+  context_.num_classes = classes_.size();
+  context_.class_labels = classes_.data();
+  context_.num_modalities = modalities_.size();
+  context_.modality_names = modalities_.data();
+}
+
+absl::StatusOr<std::string> FitThroughAbi(const LfCombinerApi& api,
+                                          const PluginContext& context,
+                                          const LfFitData& data) {
+  if (api.fit == nullptr) return absl::UnimplementedError("not trainable");
+  std::string text;
+  const LfTextSink sink{sizeof(LfTextSink), &text,
+                        [](void* to, const char* piece, std::size_t size) {
+                          static_cast<std::string*>(to)->append(piece, size);
+                        }};
+  absl::Status status = TakeStatus(api.fit(context.get(), &data, &sink), "fit");
+  if (!status.ok()) return status;
+  return text;
 }
 
 int RunCommand(const std::string& command, std::string* out, std::string* err) {

@@ -8,6 +8,8 @@
 #ifndef LATEFUSE_TESTS_TEST_UTIL_H_
 #define LATEFUSE_TESTS_TEST_UTIL_H_
 
+#include <latefuse/plugin.h>
+
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -56,6 +58,31 @@ absl::StatusOr<std::unique_ptr<Pipeline>> LoadPipelineText(
 std::vector<nlohmann::json> RunLines(Pipeline& pipeline,
                                      const std::vector<std::string>& lines,
                                      RunOptions options = {});
+
+// What the host hands a combiner's create or fit, with storage for the strings
+// it points at.
+class PluginContext {
+ public:
+  PluginContext(std::string params_json, const std::filesystem::path& base_dir,
+                const std::vector<std::string>& classes,
+                const std::vector<std::string>& modalities);
+  PluginContext(const PluginContext&) = delete;
+  PluginContext& operator=(const PluginContext&) = delete;
+  const LfCreateContext* get() const { return &context_; }
+
+ private:
+  std::string params_json_;
+  std::string base_dir_;
+  std::vector<const char*> classes_;
+  std::vector<const char*> modalities_;
+  LfCreateContext context_;
+};
+
+// Calls a combiner's fit through the ABI, as `latefuse fit` does; returns the
+// parameter file it wrote, or its error.
+absl::StatusOr<std::string> FitThroughAbi(const LfCombinerApi& api,
+                                          const PluginContext& context,
+                                          const LfFitData& data);
 
 // Runs a shell command; returns its exit code and fills stdout/stderr.
 int RunCommand(const std::string& command, std::string* out, std::string* err);

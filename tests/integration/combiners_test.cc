@@ -485,35 +485,17 @@ struct FitFixture {
   }
 };
 
-// An LfCreateContext for the fit fixture's pipeline, and what it points at.
-class CreateContextC {
- public:
-  CreateContextC(const FitFixture& data, const json& params)
-      : params_(params.dump()), base_dir_(Fixtures().string()) {
-    for (const std::string& c : data.classes) classes_.push_back(c.c_str());
-    for (const std::string& m : data.modalities) {
-      modalities_.push_back(m.c_str());
-    }
-    view_ = {sizeof(LfCreateContext), params_.data(),     params_.size(),
-             base_dir_.c_str(),       "combiner",         classes_.size(),
-             classes_.data(),         modalities_.size(), modalities_.data()};
-  }
-  const LfCreateContext* get() const { return &view_; }
-
- private:
-  std::string params_;
-  std::string base_dir_;
-  std::vector<const char*> classes_;
-  std::vector<const char*> modalities_;
-  LfCreateContext view_;
-};
+// What the host hands the plugin for the fit fixture's pipeline.
+std::unique_ptr<testing::PluginContext> ContextFor(const FitFixture& data,
+                                                   const json& params) {
+  return std::make_unique<testing::PluginContext>(
+      params.dump(), Fixtures(), data.classes, data.modalities);
+}
 
 // Calls the plugin's fit on `data` with `options`; the parameter file's text.
 absl::StatusOr<std::string> FitThroughAbi(const LfCombinerApi* api,
                                           const FitFixture& data,
                                           const json& options) {
-  if (api->fit == nullptr) return absl::UnimplementedError("not trainable");
-  const CreateContextC context(data, options);
   const LfFitData fit_data = {sizeof(LfFitData),
                               data.K(),
                               data.rows,
@@ -522,15 +504,7 @@ absl::StatusOr<std::string> FitThroughAbi(const LfCombinerApi* api,
                               data.present.data(),
                               data.labels.data(),
                               /*seed=*/42};
-  std::string text;
-  const LfTextSink sink = {sizeof(LfTextSink), &text,
-                           [](void* to, const char* bytes, size_t size) {
-                             static_cast<std::string*>(to)->append(bytes, size);
-                           }};
-  absl::Status status =
-      TakeStatus(api->fit(context.get(), &fit_data, &sink), "fit");
-  if (!status.ok()) return status;
-  return text;
+  return testing::FitThroughAbi(*api, *ContextFor(data, options), fit_data);
 }
 
 // Creates the combiner from `params` and combines the fit fixture's rows that
@@ -552,10 +526,11 @@ absl::StatusOr<std::vector<double>> CombineThroughAbi(const LfCombinerApi* api,
                   probabilities.data() + (k * n + i) * C);
     }
   }
-  const CreateContextC context(data, params);
+  const std::unique_ptr<testing::PluginContext> context =
+      ContextFor(data, params);
   void* instance = nullptr;
   absl::Status status =
-      TakeStatus(api->create(context.get(), &instance), "create");
+      TakeStatus(api->create(context->get(), &instance), "create");
   if (!status.ok()) return status;
   std::vector<double> fused(n * C);
   const LfCombineInput input = {

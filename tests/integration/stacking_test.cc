@@ -397,29 +397,6 @@ const LfCombinerApi* StackingApi() {
   return plugin->descriptor->combiner;
 }
 
-// What the host hands a plugin, with storage for the strings it points at.
-class Context {
- public:
-  Context(const json& params, const std::vector<std::string>& classes,
-          const std::vector<std::string>& modalities, const fs::path& base)
-      : params_(params.dump()), base_(base.string()) {
-    for (const std::string& c : classes) classes_.push_back(c.c_str());
-    for (const std::string& m : modalities) modalities_.push_back(m.c_str());
-    context_ = {
-        sizeof(LfCreateContext), params_.data(),     params_.size(),
-        base_.c_str(),           "combiner",         classes_.size(),
-        classes_.data(),         modalities_.size(), modalities_.data()};
-  }
-  const LfCreateContext* get() const { return &context_; }
-
- private:
-  std::string params_;
-  std::string base_;
-  std::vector<const char*> classes_;
-  std::vector<const char*> modalities_;
-  LfCreateContext context_;
-};
-
 // A fit fixture: classes, modalities, the splits, scikit-learn's results.
 struct FitFixture {
   std::vector<std::string> classes;
@@ -449,8 +426,8 @@ absl::StatusOr<std::string> Fit(const FitFixture& fixture, const Split& split,
   if (api == nullptr || api->fit == nullptr) {
     return absl::InternalError("stacking has no fit");
   }
-  const Context context(options, fixture.classes, fixture.modalities,
-                        testing::SourceDir());
+  const testing::PluginContext context(options.dump(), testing::SourceDir(),
+                                       fixture.classes, fixture.modalities);
   const LfFitData data{sizeof(LfFitData),
                        split.modalities,
                        split.rows,
@@ -459,15 +436,7 @@ absl::StatusOr<std::string> Fit(const FitFixture& fixture, const Split& split,
                        split.present.data(),
                        split.labels.data(),
                        seed};
-  std::string text;
-  const LfTextSink sink{sizeof(LfTextSink), &text,
-                        [](void* to, const char* piece, std::size_t size) {
-                          static_cast<std::string*>(to)->append(piece, size);
-                        }};
-  absl::Status status =
-      TakeStatus(api->fit(context.get(), &data, &sink), "fit");
-  if (!status.ok()) return status;
-  return text;
+  return testing::FitThroughAbi(*api, context, data);
 }
 
 // Creates the combiner from a fitted file, as the pipeline's params {model:
@@ -480,8 +449,9 @@ absl::StatusOr<std::vector<double>> FuseWithFile(
   if (api == nullptr) return absl::InternalError("no stacking plugin");
   testing::TempDir dir;
   dir.Write("fitted/stacking.json", text);
-  const Context context({{"model", "fitted/stacking.json"}}, fixture.classes,
-                        fixture.modalities, dir.path());
+  const testing::PluginContext context(
+      json{{"model", "fitted/stacking.json"}}.dump(), dir.path(),
+      fixture.classes, fixture.modalities);
   void* instance = nullptr;
   absl::Status status =
       TakeStatus(api->create(context.get(), &instance), "create");
