@@ -1,5 +1,5 @@
-// The dropout-trained stacker on the demo: fitted by `latefuse fit` on
-// configs/demo/data/fit.jsonl, then measured on
+// The dropout-trained stacker on the demo (configs/demo/stacking.yaml): fitted
+// by `latefuse fit` on configs/demo/data/fit.jsonl, then measured on
 // configs/demo/data/patients.jsonl under every subset of present modalities,
 // beside the best single modality present. A late-fusion combiner earns its
 // place only if fusing never does clearly worse than the best modality it was
@@ -41,7 +41,8 @@ std::string StackingPipeline(const fs::path& model_file) {
   }
   absl::StrAppend(&yaml, "combiner:\n  plugin: stacking\n  params: {model: '",
                   model_file.string(),
-                  "'}\n  fit: {l2_C: 1.0, modality_dropout: 0.3}\n");
+                  "'}\n  fit: {l2_C: 1.0, modality_dropout: 0.3, "
+                  "missing_indicators: true}\n");
   return yaml;
 }
 
@@ -71,6 +72,12 @@ TEST(DemoStackingTest, StackerIsNeverTwoPointsBelowTheBestPresentModality) {
     absl::StatusOr<FitReport> report = FitPipeline(**pipeline, options);
     ASSERT_TRUE(report.ok()) << report.status();
     ASSERT_TRUE(fs::exists(model_file));
+    // configs/demo/stacking.yaml names the same fit: its committed file must
+    // be what fitting makes today.
+    EXPECT_EQ(testing::ReadFile(model_file),
+              testing::ReadFile(DemoDir() / "fitted/stacking.json"))
+        << "refit with: build/core/cli/latefuse fit configs/demo/stacking.yaml "
+           "--data configs/demo/data/fit.jsonl --out configs/demo/fitted";
   }
 
   absl::StatusOr<PipelineConfig> config = LoadPipelineFile(pipeline_file);
