@@ -52,6 +52,40 @@ std::string CheckDistributions(const double* p, std::size_t rows,
   return "";
 }
 
+// What a regression output's variance column must hold.
+enum class Variance {
+  kNone,      // NaN: the model reports no variance
+  kReported,  // finite and >= 0
+  kEither,    // either: a combiner's fused variance
+};
+
+// Empty when every row of `v` ([rows, 2]: prediction, variance) has a finite
+// prediction and a variance as `rule` says; else why not.
+std::string CheckRegression(const double* v, std::size_t rows, Variance rule,
+                            std::size_t* bad_row) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const double prediction = v[2 * r];
+    const double variance = v[2 * r + 1];
+    const bool reported = std::isfinite(variance) && variance >= 0.0;
+    std::string bad;
+    if (!std::isfinite(prediction)) {
+      bad = fmt::format("returned {} as a prediction", prediction);
+    } else if (rule == Variance::kNone && !std::isnan(variance)) {
+      bad = fmt::format(
+          "returned {} as a variance, but its contract reports none (NaN)",
+          variance);
+    } else if (!reported &&
+               (rule == Variance::kReported || !std::isnan(variance))) {
+      bad = fmt::format("returned {} as a variance", variance);
+    }
+    if (!bad.empty()) {
+      *bad_row = r;
+      return bad;
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 // Runs one modality's model calls on its own thread, one at a time.
@@ -157,7 +191,8 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
   const PipelineConfig& config = pipeline_.config();
   const std::size_t rows = batch.rows;
   const std::size_t K = config.modalities.size();
-  const std::size_t C = config.classes.size();
+  const bool regression = config.task == Task::kRegression;
+  const std::size_t C = ValuesPerRow(config);
 
   result.rows = rows;
   result.status.assign(rows, RowStatus::kOk);
@@ -226,8 +261,14 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
         failure = std::string(jobs[k]->status.message());
       } else {
         std::size_t bad_row = 0;
-        std::string bad = CheckDistributions(jobs[k]->out.data(),
-                                             jobs[k]->batch.rows, C, &bad_row);
+        std::string bad =
+            regression
+                ? CheckRegression(jobs[k]->out.data(), jobs[k]->batch.rows,
+                                  model.reports_variance() ? Variance::kReported
+                                                           : Variance::kNone,
+                                  &bad_row)
+                : CheckDistributions(jobs[k]->out.data(), jobs[k]->batch.rows,
+                                     C, &bad_row);
         if (!bad.empty()) {
           failure = fmt::format("{}: {} (its row {} of the batch)",
                                 model.context(), bad, bad_row);
@@ -299,8 +340,11 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
   absl::Status status = pipeline_.combiner().Combine(input, output);
   std::size_t bad_row = 0;
   if (status.ok()) {
+    // A fused regression row's variance is NaN when the combiner has none.
     std::string bad =
-        CheckDistributions(combine_output_.data(), n, C, &bad_row);
+        regression ? CheckRegression(combine_output_.data(), n,
+                                     Variance::kEither, &bad_row)
+                   : CheckDistributions(combine_output_.data(), n, C, &bad_row);
     if (!bad.empty()) {
       status = absl::InternalError(fmt::format("{}: {} (row {} of the batch)",
                                                pipeline_.combiner().context(),

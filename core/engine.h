@@ -11,7 +11,9 @@
 // for those rows (on_error: missing) or fails them (on_error: fail). Rows with
 // fewer usable modalities than min_modalities abstain (or fail, per
 // on_insufficient). The combiner then gets one call for the rest: a [K, rows,
-// C] probability block with a [K, rows] presence mask.
+// C] probability block with a [K, rows] presence mask. In a regression
+// pipeline C is 2, (prediction, variance), and the checks on the models'
+// outputs are those of a prediction and its variance (see plugin.h).
 #ifndef LATEFUSE_CORE_ENGINE_H_
 #define LATEFUSE_CORE_ENGINE_H_
 
@@ -31,7 +33,9 @@ struct EngineOptions {
 
 enum class RowStatus : std::uint8_t { kOk, kAbstain, kError };
 
-// The outcome of one batch; vectors are reused between batches.
+// The outcome of one batch; vectors are reused between batches. C is
+// ValuesPerRow(config): the number of classes, or 2 for regression
+// (prediction, variance).
 struct BatchResult {
   std::size_t rows = 0;
   std::vector<RowStatus> status;      // [rows]

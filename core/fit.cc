@@ -273,6 +273,11 @@ absl::StatusOr<FitReport> FitPipeline(Pipeline& pipeline,
   const PipelineConfig& config = pipeline.config();
   const std::size_t K = config.modalities.size();
   const std::size_t C = config.classes.size();
+  if (config.task == Task::kRegression) {
+    return absl::FailedPreconditionError(
+        "nothing to fit: `latefuse fit` fits combiners and calibrations of "
+        "classification pipelines; this pipeline's task is 'regression'");
+  }
   bool any_calibration = false;
   for (const ModalityConfig& m : config.modalities) {
     any_calibration |= m.calibration && m.calibration->fit;

@@ -1,5 +1,7 @@
 #include "core/output.h"
 
+#include <cmath>
+
 #include "core/json_text.h"
 #include "fmt/format.h"
 
@@ -16,6 +18,15 @@ void AppendDistribution(const std::vector<std::string>& classes,
     fmt::format_to(std::back_inserter(out), ": {}", p[c]);
   }
   out += '}';
+}
+
+// "prediction": x, and "variance": v unless v (a regression row's second
+// value) is NaN, i.e. not reported.
+void AppendPrediction(const double* values, std::string& out) {
+  fmt::format_to(std::back_inserter(out), "\"prediction\": {}", values[0]);
+  if (!std::isnan(values[1])) {
+    fmt::format_to(std::back_inserter(out), ", \"variance\": {}", values[1]);
+  }
 }
 
 const char* StatusName(RowStatus status) {
@@ -37,7 +48,8 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
                   const OutputOptions& options, std::string& out) {
   const std::size_t rows = result.rows;
   const std::size_t K = config.modalities.size();
-  const std::size_t C = config.classes.size();
+  const bool regression = config.task == Task::kRegression;
+  const std::size_t C = ValuesPerRow(config);
   const RowStatus status = result.status[row];
   const bool parsed = batch.errors[row].empty();
 
@@ -49,7 +61,14 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
   }
   fmt::format_to(std::back_inserter(out), ", \"status\": \"{}\"",
                  StatusName(status));
-  if (status == RowStatus::kOk) {
+  if (regression) {
+    if (status == RowStatus::kOk) {
+      out += ", ";
+      AppendPrediction(result.probabilities.data() + row * C, out);
+    } else {
+      out += ", \"prediction\": null";
+    }
+  } else if (status == RowStatus::kOk) {
     const double* p = result.probabilities.data() + row * C;
     std::size_t best = 0;
     for (std::size_t c = 1; c < C; ++c) {
@@ -105,9 +124,15 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
       first = false;
       AppendJsonString(config.modalities[k].name, out);
       out += ": ";
-      AppendDistribution(
-          config.classes,
-          result.modality_probabilities.data() + (k * rows + row) * C, out);
+      const double* values =
+          result.modality_probabilities.data() + (k * rows + row) * C;
+      if (regression) {
+        out += '{';
+        AppendPrediction(values, out);
+        out += '}';
+      } else {
+        AppendDistribution(config.classes, values, out);
+      }
     }
     out += '}';
   }

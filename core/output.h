@@ -9,6 +9,14 @@
 // unless the row is ok, and error rows add "error". Options add "modalities"
 // (each used modality's own probabilities) and "weights" (the combiner's
 // per-modality weights for the row).
+//
+// A regression pipeline's records carry "prediction" (null unless ok) and,
+// when the fused variance is not NaN, "variance" in place of `label` and
+// `probabilities`; "modalities" then maps each used modality to
+// {"prediction": x} plus "variance" when its model reports one:
+//
+//   {"id": "p-0001", "status": "ok", "prediction": 12.5, "variance": 0.8,
+//    "used": ["vitals", "labs"], "missing": ["notes"], "failed": {}}
 #ifndef LATEFUSE_CORE_OUTPUT_H_
 #define LATEFUSE_CORE_OUTPUT_H_
 

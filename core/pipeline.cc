@@ -84,7 +84,11 @@ std::string Pipeline::Plan() const {
   const PipelineConfig& c = config_;
   std::string out =
       absl::StrCat("pipeline '", c.name, "' (", c.file.string(), "): OK\n");
-  absl::StrAppend(&out, "  classes: ", absl::StrJoin(c.classes, ", "), "\n");
+  if (c.task == Task::kRegression) {
+    absl::StrAppend(&out, "  task: regression\n");
+  } else {
+    absl::StrAppend(&out, "  classes: ", absl::StrJoin(c.classes, ", "), "\n");
+  }
   std::vector<std::string> dirs;
   for (const auto& dir : c.plugin_dirs) dirs.push_back(dir.string());
   absl::StrAppend(&out, "  plugin_dirs: ", absl::StrJoin(dirs, ", "), "\n");

@@ -352,6 +352,7 @@ class Reader {
 
   std::string file_;
   fs::path base_dir_;
+  Task task_ = Task::kClassification;  // the pipeline's, once read
   std::vector<Diagnostic> errors_;
 };
 
@@ -479,15 +480,20 @@ void Reader::ReadPipeline(const YAML::Node& root, PipelineConfig& config) {
     }
   }
   if (const Field* f = top->Find("task")) {
-    if (f->value.IsScalar() && f->value.Scalar() == "regression") {
-      Error(f->value_pos, f->path,
-            "task 'regression' is not supported yet; only 'classification' "
-            "is");
-    } else if (ReadChoice(*f, {"classification"})) {
-      config.task = Task::kClassification;
+    if (auto choice = ReadChoice(*f, {"classification", "regression"})) {
+      config.task = *choice == 0 ? Task::kClassification : Task::kRegression;
     }
   }
-  if (const Field* f = Require(*top, "classes")) ReadClasses(*f, config);
+  task_ = config.task;
+  if (config.task == Task::kRegression) {
+    if (const Field* f = top->Find("classes")) {
+      Error(f->value_pos, f->path,
+            "not allowed for task 'regression'; a regression pipeline "
+            "predicts a number, not classes");
+    }
+  } else if (const Field* f = Require(*top, "classes")) {
+    ReadClasses(*f, config);
+  }
   if (const Field* f = Require(*top, "plugin_dirs")) ReadPluginDirs(*f, config);
 
   std::optional<size_t> modality_count;
@@ -619,8 +625,15 @@ void Reader::ReadModality(const YAML::Node& node, const std::string& path,
       modality.timeout = std::chrono::milliseconds(*ms);
     }
   }
-  if (const Field* f = fields->Find("calibration"))
-    ReadCalibration(*f, modality);
+  if (const Field* f = fields->Find("calibration")) {
+    if (task_ == Task::kRegression) {
+      Error(f->value_pos, f->path,
+            "not allowed for task 'regression'; calibration maps class "
+            "probabilities");
+    } else {
+      ReadCalibration(*f, modality);
+    }
+  }
 }
 
 void Reader::ReadCalibration(const Field& field, ModalityConfig& modality) {
@@ -998,8 +1011,14 @@ std::string_view TaskName(Task task) {
   switch (task) {
     case Task::kClassification:
       return "classification";
+    case Task::kRegression:
+      return "regression";
   }
   return "unknown";
+}
+
+std::size_t ValuesPerRow(const PipelineConfig& config) {
+  return config.task == Task::kRegression ? 2 : config.classes.size();
 }
 
 std::string SourceLocation::ToString() const {

@@ -37,13 +37,15 @@ enum class InputKind { kDense, kText, kBytes };
 enum class OnError { kMissing, kFail };
 // What happens to a row with fewer present modalities than the policy needs.
 enum class OnInsufficient { kAbstain, kError };
-enum class Task { kClassification };
+// What the pipeline predicts: class probabilities, or one real number (and
+// its variance) per row.
+enum class Task { kClassification, kRegression };
 
 // The names the pipeline file uses for these values.
 std::string_view InputKindName(InputKind kind);  // "dense" | "text" | "bytes"
 std::string_view OnErrorName(OnError on_error);  // "missing" | "fail"
 std::string_view OnInsufficientName(OnInsufficient on_insufficient);
-std::string_view TaskName(Task task);  // "classification"
+std::string_view TaskName(Task task);  // "classification" | "regression"
 
 // A place in the pipeline file. Lines and columns are 1-based; `file` is the
 // path as it was given to LoadPipelineFile / ParsePipeline, so that messages
@@ -106,12 +108,17 @@ struct PipelineConfig {
   std::filesystem::path base_dir;  // its directory; relative paths resolve here
   std::string name;
   Task task = Task::kClassification;
-  std::vector<std::string> classes;                // at least 2, unique
+  // Classification: at least 2, unique. Regression: empty.
+  std::vector<std::string> classes;
   std::vector<std::filesystem::path> plugin_dirs;  // absolute, lexically normal
   std::vector<ModalityConfig> modalities;          // at least 1, unique names
   PluginRef combiner;
   PolicyConfig policy;
 };
+
+// Values per row in the buffers models and the combiner write: the number of
+// classes, or 2 for regression (prediction, variance).
+std::size_t ValuesPerRow(const PipelineConfig& config);
 
 // Reads and validates the pipeline file at `path`.
 // Errors: NotFound naming the path when it cannot be read; InvalidArgument

@@ -23,16 +23,18 @@ class CreateContext {
       for (const ModalityConfig& m : pipeline.modalities)
         modalities_.push_back(m.name.c_str());
     }
-    context_ =
-        LfCreateContext{sizeof(LfCreateContext),
-                        params_json.c_str(),
-                        params_json.size(),
-                        base_dir_.c_str(),
-                        instance_name.c_str(),
-                        classes_.size(),
-                        classes_.data(),
-                        modalities_.size(),
-                        modalities_.empty() ? nullptr : modalities_.data()};
+    context_ = LfCreateContext{
+        sizeof(LfCreateContext),
+        params_json.c_str(),
+        params_json.size(),
+        base_dir_.c_str(),
+        instance_name.c_str(),
+        classes_.size(),
+        classes_.empty() ? nullptr : classes_.data(),
+        modalities_.size(),
+        modalities_.empty() ? nullptr : modalities_.data(),
+        pipeline.task == Task::kRegression ? LF_TASK_REGRESSION
+                                           : LF_TASK_CLASSIFICATION};
   }
   const LfCreateContext* get() const { return &context_; }
 
@@ -80,6 +82,34 @@ int32_t ToAbi(InputKind kind) {
   return 0;
 }
 
+// Part of load check 8: the model is made for the pipeline's task. A model
+// built before ABI 1.2 knows only classification, whatever it describes.
+absl::Status CheckTask(const ResolvedPlugin& plugin,
+                       const LfModelContract& contract,
+                       const PipelineConfig& pipeline) {
+  const LfPluginDescriptor* d = plugin.plugin.descriptor;
+  if (pipeline.task == Task::kRegression) {
+    if (d->abi_major == 1 && d->abi_minor < 2) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          Prefix(plugin), "built for ABI ", d->abi_major, ".", d->abi_minor,
+          ", before regression pipelines (ABI 1.2); it cannot serve a "
+          "pipeline with task 'regression'"));
+    }
+    if (contract.num_classes > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          Prefix(plugin), "describes ", contract.num_classes,
+          " classes, but the pipeline's task is 'regression' (a regression "
+          "model declares none)"));
+    }
+  } else if (contract.num_classes == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        Prefix(plugin),
+        "describes no classes (a regression model), but the pipeline's task "
+        "is 'classification'"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
@@ -105,6 +135,7 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
   contract.struct_size = sizeof(LfModelContract);
   LATEFUSE_RETURN_IF_ERROR(TakeStatus(api->describe(handle, &contract),
                                       absl::StrCat(prefix, "describe failed")));
+  LATEFUSE_RETURN_IF_ERROR(CheckTask(plugin, contract, pipeline));
   const int32_t kind = ToAbi(modality.input_kind);
   const std::size_t width =
       modality.input_kind == InputKind::kDense ? modality.input_size : 0;
@@ -115,6 +146,10 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
                      DescribeInput(contract.input_kind, contract.input_width),
                      ", but the pipeline's modality '", modality.name,
                      "' gives it ", DescribeInput(kind, width)));
+  }
+  if (pipeline.task == Task::kRegression) {
+    instance->reports_variance_ = contract.reports_variance != 0;
+    return instance;
   }
   std::vector<std::string> labels;
   for (std::size_t c = 0; c < contract.num_classes; ++c) {

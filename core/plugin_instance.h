@@ -25,7 +25,9 @@ namespace latefuse {
 class ModelInstance {
  public:
   // Creates the instance and checks that its contract (input kind and width,
-  // classes and their order) agrees with the pipeline.
+  // task, classes and their order) agrees with the pipeline. A regression
+  // pipeline refuses models built before ABI 1.2 and models that declare
+  // classes; a classification pipeline refuses models that declare none.
   static absl::StatusOr<std::unique_ptr<ModelInstance>> Create(
       const ResolvedPlugin& plugin, const ModalityConfig& modality,
       const PipelineConfig& pipeline);
@@ -41,6 +43,10 @@ class ModelInstance {
   // this instance start with.
   const std::string& context() const { return context_; }
 
+  // Regression pipelines: whether the model fills a variance for every row
+  // (its contract's reports_variance). Always false for classification.
+  bool reports_variance() const { return reports_variance_; }
+
  private:
   ModelInstance(const LfModelApi* api, void* instance, std::string context)
       : api_(api), instance_(instance), context_(std::move(context)) {}
@@ -48,6 +54,7 @@ class ModelInstance {
   const LfModelApi* api_;
   void* instance_;
   std::string context_;
+  bool reports_variance_ = false;
 };
 
 // A combiner plugin's instance fusing a pipeline's modalities.

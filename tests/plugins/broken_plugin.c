@@ -3,7 +3,10 @@
  *   BROKEN_ABI_V2_ONLY  exports latefuse_plugin_v2 only (built for a newer ABI)
  *   BROKEN_ABI_MAJOR    latefuse_plugin_v1 whose descriptor says ABI 2.0
  *   BROKEN_ABI_MINOR    latefuse_plugin_v1 whose descriptor says a minor newer
- * than ours Plain C against the ABI header: no SDK, as a team with another
+ * than ours
+ *   BROKEN_ABI_1_1_MODEL a sane dense model of width 3 built for ABI 1.1,
+ * before regression pipelines: a regression pipeline must refuse it
+ * Plain C against the ABI header: no SDK, as a team with another
  * toolchain would write. */
 #include <latefuse/plugin.h>
 
@@ -19,7 +22,13 @@ static LfStatus* Create(const LfCreateContext* context, void** instance) {
 static void Destroy(void* instance) { (void)instance; }
 static LfStatus* Describe(void* instance, LfModelContract* contract) {
   (void)instance;
+#if defined(BROKEN_ABI_1_1_MODEL)
+  /* What an ABI 1.1 model describes: no task, so no reports_variance. */
+  contract->input_kind = LF_INPUT_DENSE;
+  contract->input_width = 3;
+#else
   (void)contract;
+#endif
   return NULL;
 }
 static LfStatus* Infer(void* instance, const LfBatch* batch,
@@ -72,6 +81,14 @@ LATEFUSE_EXPORT const LfPluginDescriptor* latefuse_plugin_v1(
   static LfPluginDescriptor d;
   (void)host;
   d = Descriptor(LATEFUSE_ABI_MAJOR, LATEFUSE_ABI_MINOR + 1);
+  return &d;
+}
+#elif defined(BROKEN_ABI_1_1_MODEL)
+LATEFUSE_EXPORT const LfPluginDescriptor* latefuse_plugin_v1(
+    const LfHostApi* host) {
+  static LfPluginDescriptor d;
+  (void)host;
+  d = Descriptor(1, 1);
   return &d;
 }
 #else

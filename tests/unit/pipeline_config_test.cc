@@ -444,13 +444,43 @@ TEST(PipelineConfigErrorTest, WrongApiVersionIsRejected) {
             "\"latefuse/v2\"; expected \"latefuse/v1\"");
 }
 
-TEST(PipelineConfigErrorTest, RegressionTaskIsNotSupportedYet) {
-  EXPECT_EQ(Errors("task: regression\n" + Minimal()),
-            "pipeline.yaml:1:7: task: task 'regression' is not supported yet; "
-            "only 'classification' is");
+TEST(PipelineConfigErrorTest, UnknownTaskIsRejected) {
   EXPECT_EQ(Errors("task: ranking\n" + Minimal()),
-            "pipeline.yaml:1:7: task: expected one of classification; got "
-            "\"ranking\"");
+            "pipeline.yaml:1:7: task: expected one of classification, "
+            "regression; got \"ranking\"");
+}
+
+// Minimal() as a regression pipeline: `task: regression`, no classes.
+std::string MinimalRegression(const char* modalities_block = nullptr) {
+  std::string yaml = Minimal(modalities_block);
+  yaml.replace(yaml.find("classes: [a, b]"), 15, "task: regression");
+  return yaml;
+}
+
+TEST(PipelineConfigTest, RegressionTaskHasNoClasses) {
+  PipelineConfig c = Parse(MinimalRegression());
+  EXPECT_EQ(c.task, Task::kRegression);
+  EXPECT_TRUE(c.classes.empty());
+  EXPECT_EQ(ValuesPerRow(c), 2u);
+  EXPECT_EQ(TaskName(c.task), "regression");
+  EXPECT_EQ(ValuesPerRow(Parse(Minimal())), 2u);  // classes [a, b]
+}
+
+TEST(PipelineConfigErrorTest, ClassesAreNotAllowedForRegression) {
+  EXPECT_EQ(Errors("task: regression\n" + Minimal()),
+            "pipeline.yaml:4:10: classes: not allowed for task 'regression'; "
+            "a regression pipeline predicts a number, not classes");
+}
+
+TEST(PipelineConfigErrorTest, CalibrationIsNotAllowedForRegression) {
+  const std::string yaml = MinimalRegression(
+      Lines({"modalities:", "  - name: vitals",
+             "    input: {kind: dense, size: 3}", "    model: {plugin: linear}",
+             "    calibration: {method: platt, file: platt.json}"})
+          .c_str());
+  EXPECT_EQ(Errors(yaml),
+            "pipeline.yaml:10:18: modalities[0].calibration: not allowed for "
+            "task 'regression'; calibration maps class probabilities");
 }
 
 TEST(PipelineConfigErrorTest, ClassesMustBeTwoOrMoreUniqueNonEmptyStrings) {

@@ -1,4 +1,4 @@
-/* latefuse plugin ABI, version 1.
+/* latefuse plugin ABI, version 1 (currently 1.2).
  *
  * The only things that cross between the latefuse host and a plugin are the
  * plain C types in this header. A plugin is a shared library exporting one
@@ -11,6 +11,11 @@
  * plugin and points at the function table of its kind: a model turns one
  * modality's batch into class probabilities; a combiner fuses the probabilities
  * of the modalities present in each row.
+ *
+ * Since ABI 1.2 a pipeline is either a classification pipeline (the above) or
+ * a regression pipeline (LfCreateContext::task). A regression pipeline uses
+ * the same buffers with 2 values per row, (prediction, variance): see
+ * LfProbabilities and LfCombineInput.
  *
  * Most plugin authors do not use this header directly: <latefuse/plugin.hpp>
  * turns a plain C++ class into these tables and catches every exception.
@@ -43,7 +48,7 @@ extern "C" {
 #endif
 
 #define LATEFUSE_ABI_MAJOR 1
-#define LATEFUSE_ABI_MINOR 1
+#define LATEFUSE_ABI_MINOR 2
 
 /* The entry symbol's name carries the ABI major. */
 #define LATEFUSE_ENTRY_SYMBOL "latefuse_plugin_v1"
@@ -138,7 +143,13 @@ typedef struct LfBatch {
 
 /* Where a model writes its answer: host-allocated, rows * classes float64
  * values, row-major, in the class order the model's contract declares. Each row
- * sums to 1. */
+ * sums to 1.
+ *
+ * Regression pipelines (since ABI 1.2): `classes` is 2 and each row is
+ * (prediction, variance): column 0 the model's prediction (finite), column 1
+ * the variance of that prediction (finite and >= 0) when the model's contract
+ * sets reports_variance, else NaN. The host makes a modality missing (or
+ * failed) for the batch when a row breaks these rules. */
 typedef struct LfProbabilities {
   uint32_t struct_size;
   size_t rows;
@@ -148,6 +159,12 @@ typedef struct LfProbabilities {
 
 /* ---- Creation
  * -------------------------------------------------------------------------- */
+
+/* Since ABI 1.2. What a pipeline predicts. */
+typedef enum LfTask {
+  LF_TASK_CLASSIFICATION = 0, /* class probabilities */
+  LF_TASK_REGRESSION = 1      /* one real number (and its variance) per row */
+} LfTask;
 
 /* Everything a plugin instance is created from. Valid for the duration of
  * `create` only: copy what you keep. */
@@ -163,13 +180,16 @@ typedef struct LfCreateContext {
   /* Modality name (models) or "combiner", NUL-terminated; for messages and
    * logs. */
   const char* instance_name;
-  /* The pipeline's class labels, in order. */
+  /* The pipeline's class labels, in order. Regression: 0 and NULL. */
   size_t num_classes;
   const char* const* class_labels;
   /* Combiners: the pipeline's modality names, in pipeline order (the order of
    * the K axis of every combine call). Models: 0 and NULL. */
   size_t num_modalities;
   const char* const* modality_names;
+  /* Since ABI 1.2. The pipeline's task, an LfTask; the host always sets it.
+   * Absent (an older host): classification. */
+  int32_t task;
 } LfCreateContext;
 
 /* ---- Models
@@ -183,8 +203,14 @@ typedef struct LfModelContract {
   uint32_t struct_size;
   int32_t input_kind; /* LfInputKind */
   size_t input_width; /* dense: features per row; 0 otherwise */
+  /* Classification: the labels, NUL-terminated, in output order. Regression:
+   * 0 and NULL (the host refuses a model whose contract disagrees with the
+   * pipeline's task). */
   size_t num_classes;
-  const char* const* class_labels; /* NUL-terminated labels, in output order */
+  const char* const* class_labels;
+  /* Since ABI 1.2. Regression models: 1 when infer fills column 1 (the
+   * variance) of every row, 0 when it leaves NaN there. Classification: 0. */
+  int32_t reports_variance;
 } LfModelContract;
 
 typedef struct LfModelApi {
@@ -204,7 +230,12 @@ typedef struct LfModelApi {
  * ------------------------------------------------------------------------- */
 
 /* The per-modality probabilities of a batch of rows. Valid for the call only.
- */
+ *
+ * Regression pipelines (since ABI 1.2): C is 2 and each [k, row] entry is the
+ * model's (prediction, variance), variance NaN when the model reports none.
+ * The combiner writes (prediction, fused variance) per row to
+ * LfCombineOutput::probabilities, the fused variance NaN when it has none;
+ * such rows need not sum to 1. */
 typedef struct LfCombineInput {
   uint32_t struct_size;
   size_t modalities; /* K, pipeline order */
@@ -220,7 +251,7 @@ typedef struct LfCombineInput {
 /* Where a combiner writes: host-allocated. */
 typedef struct LfCombineOutput {
   uint32_t struct_size;
-  double* probabilities; /* [rows, C], each row sums to 1 */
+  double* probabilities; /* [rows, C], each row sums to 1 (classification) */
   /* [rows, K] what each modality counted for in each row, or NULL when the
    * host did not ask for an explanation. Usually the weight the combiner gave
    * it (0 when absent); a combiner documents its own meaning (a stacker's

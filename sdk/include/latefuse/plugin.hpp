@@ -204,15 +204,22 @@ struct CreateContext {
   std::string base_dir;
   std::string instance_name;
   std::vector<std::string> classes;  // the pipeline's class labels, in order
+                                     // (empty for regression)
   std::vector<std::string>
       modalities;  // combiners: the K axis, in pipeline order
+  // Since ABI 1.2: the pipeline's task. A regression pipeline's models write
+  // (prediction, variance) per row and its combiners fuse those.
+  LfTask task = LF_TASK_CLASSIFICATION;
 };
 
 // A model's static contract: checked against the pipeline before anything runs.
 struct ModelContract {
   LfInputKind input_kind = LF_INPUT_DENSE;
-  std::size_t input_width = 0;  // dense only
-  std::vector<std::string> classes;
+  std::size_t input_width = 0;       // dense only
+  std::vector<std::string> classes;  // empty for a regression model
+  // Since ABI 1.2. Regression models: true when Infer writes a variance in
+  // column 1 of every row (NaN there otherwise).
+  bool reports_variance = false;
 };
 
 struct CombinerContract {
@@ -240,7 +247,9 @@ class Batch {
   const LfBatch& batch_;
 };
 
-// Host-allocated [rows, classes] probabilities.
+// Host-allocated [rows, classes] probabilities. Regression pipelines: classes()
+// is 2, Row(r)[0] the prediction and Row(r)[1] its variance (NaN when the
+// model reports none).
 class ProbabilitiesOut {
  public:
   explicit ProbabilitiesOut(const LfProbabilities& out) : out_(out) {}
@@ -253,7 +262,8 @@ class ProbabilitiesOut {
 };
 
 // The [K, rows, C] probabilities and [K, rows] presence of a batch. Valid
-// during the call.
+// during the call. Regression pipelines: C is 2, (prediction, variance), and
+// the output rows are (prediction, fused variance or NaN).
 class CombineInput {
  public:
   explicit CombineInput(const LfCombineInput& in) : in_(in) {}
@@ -367,10 +377,16 @@ inline Result<CreateContext> ReadContext(const LfCreateContext* c) {
       Params params,
       Params::Parse(std::string_view(c->params_json, c->params_json_size),
                     base_dir));
-  return CreateContext{std::move(params), std::move(base_dir),
+  const LfTask task =
+      LF_HAS_MEMBER(c, LfCreateContext, task) && c->task == LF_TASK_REGRESSION
+          ? LF_TASK_REGRESSION
+          : LF_TASK_CLASSIFICATION;
+  return CreateContext{std::move(params),
+                       std::move(base_dir),
                        c->instance_name != nullptr ? c->instance_name : "",
                        Strings(c->class_labels, c->num_classes),
-                       Strings(c->modality_names, c->num_modalities)};
+                       Strings(c->modality_names, c->num_modalities),
+                       task};
 }
 
 // An instance as the host sees it: the user's object and what its contract
@@ -411,7 +427,11 @@ LfStatus* DescribeModel(void* instance, LfModelContract* contract) {
     contract->input_kind = described.input_kind;
     contract->input_width = described.input_width;
     contract->num_classes = box->labels.size();
-    contract->class_labels = box->label_pointers.data();
+    contract->class_labels =
+        box->labels.empty() ? nullptr : box->label_pointers.data();
+    if (LF_HAS_MEMBER(contract, LfModelContract, reports_variance)) {
+      contract->reports_variance = described.reports_variance ? 1 : 0;
+    }
     return Status();
   });
 }
