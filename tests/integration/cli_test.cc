@@ -318,7 +318,7 @@ TEST(CliTest, ValidatePrintsThePlan) {
     EXPECT_THAT(plan, HasSubstr(absl::StrCat("modality '", m, "'")));
   }
   EXPECT_THAT(plan, HasSubstr(absl::StrCat("modality 'vitals': dense 12")));
-  EXPECT_THAT(plan, HasSubstr("plugin:  linear 1.0.0 (ABI "));
+  EXPECT_THAT(plan, HasSubstr("plugin:  linear 1.1.0 (ABI "));
   EXPECT_THAT(plan, HasSubstr("constraint '^1.0'"));
   EXPECT_THAT(plan, HasSubstr("plugin:  weighted_mean "));
   EXPECT_THAT(plan, HasSubstr(absl::StrCat("file:    ", linear.string())));
@@ -389,7 +389,7 @@ TEST(CliTest, PluginsInspectPrintsTheDescriptor) {
   absl::StatusOr<std::string> sha = Sha256OfFile(linear.string());
   ASSERT_TRUE(sha.ok()) << sha.status();
   EXPECT_THAT(result.out, HasSubstr("name:        linear\n"));
-  EXPECT_THAT(result.out, HasSubstr("version:     1.0.0\n"));
+  EXPECT_THAT(result.out, HasSubstr("version:     1.1.0\n"));
   EXPECT_THAT(result.out, HasSubstr("kind:        model\n"));
   EXPECT_THAT(result.out, HasSubstr(absl::StrCat(
                               "abi:         ", LATEFUSE_ABI_MAJOR, ".")));

@@ -317,7 +317,7 @@ TEST_F(LoadChecksTest, VersionOutsideTheConstraintIsRefused) {
     EXPECT_THAT(message,
                 AllOf(StartsWith(Prefix("linear", linear)),
                       HasSubstr(absl::StrCat(
-                          "version 1.0.0 does not satisfy the pipeline's "
+                          "version 1.1.0 does not satisfy the pipeline's "
                           "constraint '",
                           constraint, "'"))));
   }
@@ -329,10 +329,10 @@ TEST_F(LoadChecksTest, VersionOutsideTheConstraintIsRefused) {
 TEST_F(LoadChecksTest, HighestArtefactFolderSatisfyingTheConstraintIsChosen) {
   InstallBuilt("mean");
   const fs::path built = testing::PluginDir() / "linear.so";
-  // Only the 1.0.0 folder holds what its name says; the others are never
+  // Only the 1.1.0 folder holds what its name says; the others are never
   // loaded, since their folder versions rule them out. A satisfying folder
   // wins over a bare file, whose version is unknown until it is loaded.
-  for (const char* version : {"0.9.0", "1.0.0", "2.0.0"}) {
+  for (const char* version : {"0.9.0", "1.1.0", "2.0.0"}) {
     Install(built, fs::path("linear") / version / "linear.so");
   }
   Install(built, "linear.so");
@@ -340,9 +340,9 @@ TEST_F(LoadChecksTest, HighestArtefactFolderSatisfyingTheConstraintIsChosen) {
       Load(Yaml({{.model = Linear(VitalsModel(), "version: '^1.0'")}}));
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
   const ResolvedPlugin& chosen = (*pipeline)->modalities()[0].plugin;
-  const fs::path expected = plugins_ / "linear/1.0.0/linear.so";
+  const fs::path expected = plugins_ / "linear/1.1.0/linear.so";
   EXPECT_EQ(chosen.plugin.path, expected);
-  EXPECT_EQ(chosen.plugin.version.ToString(), "1.0.0");
+  EXPECT_EQ(chosen.plugin.version.ToString(), "1.1.0");
   EXPECT_THAT(chosen.reason,
               AllOf(HasSubstr("highest version satisfying ^1.0"),
                     HasSubstr("among 3 artefact folder(s) in plugin_dirs[0]")));
@@ -355,7 +355,7 @@ TEST_F(LoadChecksTest, ArtefactFolderInALaterPluginDirIsFound) {
   InstallBuilt("mean");
   const fs::path other = root_ / "more-plugins";
   MakeDir(other);
-  const fs::path expected = other / "linear/1.0.0/linear.so";
+  const fs::path expected = other / "linear/1.1.0/linear.so";
   MakeDir(expected.parent_path());
   fs::copy_file(testing::PluginDir() / "linear.so", expected);
   fs::permissions(expected, fs::perms(0755));
@@ -374,12 +374,12 @@ TEST_F(LoadChecksTest, LibraryDeclaringAnotherVersionThanItsFolderIsRefused) {
   InstallBuilt("mean");
   const fs::path built = testing::PluginDir() / "linear.so";
   const fs::path liar = Install(built, "linear/0.9.0/linear.so");
-  Install(built, "linear/1.0.0/linear.so");
+  Install(built, "linear/1.1.0/linear.so");
   const std::string message =
       Refusal(Yaml({{.model = Linear(VitalsModel(), "version: '<1'")}}));
   EXPECT_THAT(message,
               AllOf(StartsWith(Prefix("linear", liar)),
-                    HasSubstr("declares version 1.0.0 but lies in the folder "
+                    HasSubstr("declares version 1.1.0 but lies in the folder "
                               "of 0.9.0")));
 }
 

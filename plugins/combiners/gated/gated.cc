@@ -31,6 +31,7 @@
 #include "internal/fit.h"
 #include "internal/fuse_rows.h"
 #include "internal/params.h"
+#include "internal/regression_rows.h"
 
 namespace latefuse::gated {
 namespace {
@@ -108,8 +109,11 @@ sdk::Result<std::vector<double>> InlineValues(const sdk::CreateContext& context,
 
 class GatedCombiner {
  public:
+  static constexpr char kName[] = "gated";
+
   static sdk::Result<std::unique_ptr<GatedCombiner>> Create(
       const sdk::CreateContext& context) {
+    LATEFUSE_SDK_RETURN_IF_ERROR(ci::RequireClassification(context, kName));
     const sdk::Params& params = context.params;
     LATEFUSE_SDK_RETURN_IF_ERROR(ci::RejectUnknownKeys(
         params.json(), "params.", {"confidence", "a", "b", "model"}));
@@ -222,6 +226,7 @@ class GatedCombiner {
 }  // namespace latefuse::gated
 
 LATEFUSE_COMBINER_PLUGIN(
-    latefuse::gated::GatedCombiner, "gated", "1.0.0",
+    latefuse::gated::GatedCombiner, latefuse::gated::GatedCombiner::kName,
+    "1.0.0",
     "Confidence-gated (attention-style) average of the present modalities",
     "Apache-2.0")

@@ -28,6 +28,7 @@ namespace ci = combiners_internal;
 class GeometricCombiner
     : public ci::OptionallyWeightedCombiner<GeometricCombiner> {
  public:
+  static constexpr char kName[] = "geometric";
   using OptionallyWeightedCombiner::OptionallyWeightedCombiner;
 
   sdk::Status Combine(const sdk::CombineInput& in, sdk::CombineOutput& out) {
@@ -56,6 +57,7 @@ class GeometricCombiner
 }  // namespace latefuse::geometric
 
 LATEFUSE_COMBINER_PLUGIN(
-    latefuse::geometric::GeometricCombiner, "geometric", "1.0.0",
+    latefuse::geometric::GeometricCombiner,
+    latefuse::geometric::GeometricCombiner::kName, "1.0.0",
     "Weighted geometric mean (product of experts) of the present modalities",
     "Apache-2.0")

@@ -3,6 +3,7 @@
 // the scores are renormalised to sum 1. They take no parameters.
 //
 //   struct Max {
+//     static constexpr char kName[] = "max";  // the plugin's name
 //     // `values` (non-empty, any order; may be reordered): p_kc for k in S.
 //     static double Of(std::vector<double>& values);
 //   };
@@ -17,6 +18,7 @@
 
 #include "internal/fuse_rows.h"
 #include "internal/params.h"
+#include "internal/regression_rows.h"
 
 namespace latefuse::combiners_internal {
 
@@ -29,6 +31,8 @@ class ClassStatisticCombiner {
  public:
   static sdk::Result<std::unique_ptr<ClassStatisticCombiner>> Create(
       const sdk::CreateContext& context) {
+    LATEFUSE_SDK_RETURN_IF_ERROR(
+        RequireClassification(context, Statistic::kName));
     LATEFUSE_SDK_RETURN_IF_ERROR(
         RejectUnknownKeys(context.params.json(), "params.", {}));
     return std::make_unique<ClassStatisticCombiner>();

@@ -58,6 +58,34 @@ inline std::size_t FirstArgmax(const double* values, std::size_t n) {
                                   values);
 }
 
+// Fills `present` with row r's present modalities, in pipeline order; an
+// error when there are none (the host never sends such a row).
+inline sdk::Status PresentModalities(const sdk::CombineInput& in, std::size_t r,
+                                     std::vector<std::size_t>& present) {
+  present.clear();
+  for (std::size_t k = 0; k < in.modalities(); ++k) {
+    if (in.Present(k, r)) present.push_back(k);
+  }
+  if (present.empty()) {
+    return sdk::FailedPrecondition("a row with no modality present");
+  }
+  return sdk::Status();
+}
+
+// When the host asked for an explanation, writes row r's: `weights` (K
+// entries, >= 0 over `present`, not all 0) renormalised to sum 1 over the
+// present modalities, 0 for the absent ones.
+inline void WriteExplanation(sdk::CombineOutput& out, std::size_t r,
+                             const std::vector<std::size_t>& present,
+                             const double* weights, std::size_t modalities) {
+  if (!out.explain()) return;
+  double* explanation = out.Explanation(r);
+  std::fill(explanation, explanation + modalities, 0.0);
+  double total = 0.0;
+  for (std::size_t k : present) total += weights[k];
+  for (std::size_t k : present) explanation[k] = weights[k] / total;
+}
+
 // Runs `rule` on every row of `in` and writes the result to `out`:
 //
 //   rule(std::size_t r, const std::vector<std::size_t>& present,
@@ -77,24 +105,12 @@ sdk::Status FuseRows(const sdk::CombineInput& in, sdk::CombineOutput& out,
   std::vector<std::size_t> present;
   std::vector<double> weights(modalities);
   for (std::size_t r = 0; r < in.rows(); ++r) {
-    present.clear();
-    for (std::size_t k = 0; k < modalities; ++k) {
-      if (in.Present(k, r)) present.push_back(k);
-    }
-    if (present.empty()) {
-      return sdk::FailedPrecondition("a row with no modality present");
-    }
+    LATEFUSE_SDK_RETURN_IF_ERROR(PresentModalities(in, r, present));
     std::fill(weights.begin(), weights.end(), 0.0);
     double* fused = out.Row(r);
     rule(r, present, fused, weights.data());
     NormaliseOrUniform(fused, classes);
-    if (out.explain()) {
-      double* explanation = out.Explanation(r);
-      std::fill(explanation, explanation + modalities, 0.0);
-      double total = 0.0;
-      for (std::size_t k : present) total += weights[k];
-      for (std::size_t k : present) explanation[k] = weights[k] / total;
-    }
+    WriteExplanation(out, r, present, weights.data(), modalities);
   }
   return sdk::Status();
 }

@@ -21,19 +21,24 @@
 #include <vector>
 
 #include "internal/params.h"
+#include "internal/regression_rows.h"
 
 namespace latefuse::combiners_internal {
 
-// Derived: the combiner class itself, which inherits the constructor.
+// Derived: the combiner class itself, which inherits the constructor and
+// names the plugin in `static constexpr char kName[]`.
 template <typename Derived>
 class OptionallyWeightedCombiner {
  public:
   explicit OptionallyWeightedCombiner(std::vector<double> weights)
       : weights_(std::move(weights)) {}
 
-  // Checks the params (nothing but `weights`) and makes the combiner.
+  // Checks the task (classification only) and the params (nothing but
+  // `weights`) and makes the combiner.
   static sdk::Result<std::unique_ptr<Derived>> Create(
       const sdk::CreateContext& context) {
+    LATEFUSE_SDK_RETURN_IF_ERROR(
+        RequireClassification(context, Derived::kName));
     LATEFUSE_SDK_RETURN_IF_ERROR(
         RejectUnknownKeys(context.params.json(), "params.", {"weights"}));
     LATEFUSE_SDK_ASSIGN_OR_RETURN(std::vector<double> weights,

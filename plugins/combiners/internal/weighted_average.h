@@ -1,5 +1,6 @@
 // Weighted averaging over the modalities present in each row, shared by the
-// in-tree `mean` and `weighted_mean` combiners.
+// in-tree `mean` and `weighted_mean` combiners, for classification and
+// regression pipelines.
 #ifndef LATEFUSE_PLUGINS_COMBINERS_INTERNAL_WEIGHTED_AVERAGE_H_
 #define LATEFUSE_PLUGINS_COMBINERS_INTERNAL_WEIGHTED_AVERAGE_H_
 
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "internal/fuse_rows.h"
+#include "internal/regression_rows.h"
 
 namespace latefuse::combiners_internal {
 
@@ -34,19 +36,34 @@ inline sdk::Status WeightedAverage(const sdk::CombineInput& in,
 
 // A combiner that averages with fixed per-modality weights; `mean` and
 // `weighted_mean` differ only in how they make the weights.
+//
+// Regression pipelines: the prediction is the same weighted average of the
+// present predictions, and the fused variance is NaN (none). The models all
+// see the same patient, so their errors are correlated, and averaging alone
+// gives no honest variance: sum w_k^2 v_k / (sum w_k)^2 would hold only for
+// independent errors and would understate the uncertainty.
 class WeightedAverageCombiner {
  public:
-  explicit WeightedAverageCombiner(std::vector<double> weights)
-      : weights_(std::move(weights)) {}
+  WeightedAverageCombiner(std::vector<double> weights, LfTask task)
+      : weights_(std::move(weights)), task_(task) {}
 
   sdk::CombinerContract Describe() const { return {/*explains=*/true}; }
 
   sdk::Status Combine(const sdk::CombineInput& in, sdk::CombineOutput& out) {
-    return WeightedAverage(in, weights_, out);
+    if (task_ != LF_TASK_REGRESSION) return WeightedAverage(in, weights_, out);
+    return AverageRegressionRows(
+        in, out,
+        [&](std::size_t, const std::vector<std::size_t>& present,
+            double* weights) {
+          for (std::size_t k : present) weights[k] = weights_[k];
+          return sdk::Status();
+        },
+        [](double) { return kNoVariance; });
   }
 
  private:
   std::vector<double> weights_;
+  LfTask task_;
 };
 
 }  // namespace latefuse::combiners_internal

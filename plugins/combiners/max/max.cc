@@ -15,6 +15,7 @@ namespace latefuse::max {
 namespace {
 
 struct Max {
+  static constexpr char kName[] = "max";
   static double Of(std::vector<double>& values) {
     return *std::max_element(values.begin(), values.end());
   }
@@ -25,6 +26,7 @@ using MaxCombiner = combiners_internal::ClassStatisticCombiner<Max>;
 }  // namespace
 }  // namespace latefuse::max
 
-LATEFUSE_COMBINER_PLUGIN(latefuse::max::MaxCombiner, "max", "1.0.0",
+LATEFUSE_COMBINER_PLUGIN(latefuse::max::MaxCombiner, latefuse::max::Max::kName,
+                         "1.0.0",
                          "Kittler's max rule over the present modalities",
                          "Apache-2.0")

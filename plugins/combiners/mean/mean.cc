@@ -4,6 +4,10 @@
 //   combiner: {plugin: mean}
 //
 // A missing modality is left out of the average: p = (1/|S|) sum_{k in S} p_k.
+//
+// Regression pipelines (since 1.1.0): the prediction is (1/|S|) sum_{k in S}
+// x_k; the fused variance is NaN, not reported (see WeightedAverageCombiner
+// for why). Explanation: 1/|S| for each present modality.
 #include <memory>
 #include <vector>
 
@@ -20,16 +24,18 @@ class MeanCombiner : public combiners_internal::WeightedAverageCombiner {
       return sdk::InvalidArgument("params: mean takes no parameters, got " +
                                   context.params.json().dump());
     }
-    return std::make_unique<MeanCombiner>(context.modalities.size());
+    return std::make_unique<MeanCombiner>(context.modalities.size(),
+                                          context.task);
   }
 
-  explicit MeanCombiner(std::size_t modalities)
-      : WeightedAverageCombiner(std::vector<double>(modalities, 1.0)) {}
+  MeanCombiner(std::size_t modalities, LfTask task)
+      : WeightedAverageCombiner(std::vector<double>(modalities, 1.0), task) {}
 };
 
 }  // namespace
 }  // namespace latefuse::mean
 
-LATEFUSE_COMBINER_PLUGIN(latefuse::mean::MeanCombiner, "mean", "1.0.0",
-                         "Average of the present modalities' probabilities",
+LATEFUSE_COMBINER_PLUGIN(latefuse::mean::MeanCombiner, "mean", "1.1.0",
+                         "Average of the present modalities' probabilities "
+                         "or predictions",
                          "Apache-2.0")

@@ -18,6 +18,7 @@ namespace latefuse::median {
 namespace {
 
 struct Median {
+  static constexpr char kName[] = "median";
   static double Of(std::vector<double>& values) {
     std::sort(values.begin(), values.end());
     const std::size_t n = values.size();
@@ -31,6 +32,7 @@ using MedianCombiner = combiners_internal::ClassStatisticCombiner<Median>;
 }  // namespace
 }  // namespace latefuse::median
 
-LATEFUSE_COMBINER_PLUGIN(latefuse::median::MedianCombiner, "median", "1.0.0",
+LATEFUSE_COMBINER_PLUGIN(latefuse::median::MedianCombiner,
+                         latefuse::median::Median::kName, "1.0.0",
                          "Kittler's median rule over the present modalities",
                          "Apache-2.0")

@@ -17,6 +17,7 @@ namespace latefuse::min {
 namespace {
 
 struct Min {
+  static constexpr char kName[] = "min";
   static double Of(std::vector<double>& values) {
     return *std::min_element(values.begin(), values.end());
   }
@@ -27,6 +28,7 @@ using MinCombiner = combiners_internal::ClassStatisticCombiner<Min>;
 }  // namespace
 }  // namespace latefuse::min
 
-LATEFUSE_COMBINER_PLUGIN(latefuse::min::MinCombiner, "min", "1.0.0",
+LATEFUSE_COMBINER_PLUGIN(latefuse::min::MinCombiner, latefuse::min::Min::kName,
+                         "1.0.0",
                          "Kittler's min rule over the present modalities",
                          "Apache-2.0")

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "internal/regression_rows.h"
 #include "stacking_fit.h"
 #include "stacking_model.h"
 
@@ -41,8 +42,12 @@ std::string List(const std::vector<std::string>& names) {
 
 class StackingCombiner {
  public:
+  static constexpr char kName[] = "stacking";
+
   static Result<std::unique_ptr<StackingCombiner>> Create(
       const sdk::CreateContext& context) {
+    LATEFUSE_SDK_RETURN_IF_ERROR(
+        combiners_internal::RequireClassification(context, kName));
     for (const auto& [key, value] : context.params.json().items()) {
       if (key != "model") {
         return InvalidArgument("params." + key +
@@ -139,7 +144,8 @@ class StackingCombiner {
 }  // namespace latefuse::stacking
 
 LATEFUSE_COMBINER_PLUGIN(
-    latefuse::stacking::StackingCombiner, "stacking", "1.0.0",
+    latefuse::stacking::StackingCombiner,
+    latefuse::stacking::StackingCombiner::kName, "1.0.0",
     "Logistic meta-learner over the modalities' probabilities, missing "
     "modalities filled and flagged (latefuse.stacking/v1)",
     "Apache-2.0")

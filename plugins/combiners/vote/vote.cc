@@ -34,6 +34,7 @@ constexpr double kTieBreakMass = 1e-9;
 
 class VoteCombiner : public ci::OptionallyWeightedCombiner<VoteCombiner> {
  public:
+  static constexpr char kName[] = "vote";
   using OptionallyWeightedCombiner::OptionallyWeightedCombiner;
 
   sdk::Status Combine(const sdk::CombineInput& in, sdk::CombineOutput& out) {
@@ -90,6 +91,6 @@ class VoteCombiner : public ci::OptionallyWeightedCombiner<VoteCombiner> {
 }  // namespace latefuse::vote
 
 LATEFUSE_COMBINER_PLUGIN(
-    latefuse::vote::VoteCombiner, "vote", "1.0.0",
+    latefuse::vote::VoteCombiner, latefuse::vote::VoteCombiner::kName, "1.0.0",
     "Weighted majority vote of the present modalities' predicted classes",
     "Apache-2.0")

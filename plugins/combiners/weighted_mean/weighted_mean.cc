@@ -15,6 +15,10 @@
 // VotingClassifier(voting="soft", weights=...). Explanation: w_k / sum_{j in S}
 // w_j.
 //
+// Regression pipelines (ABI 1.2): the prediction is sum_{k in S} w_k x_k /
+// sum_{k in S} w_k and the fused variance NaN, not reported (see
+// WeightedAverageCombiner for why). Fit is for classification only.
+//
 // Fit: weights on the simplex, w = softmax(theta), minimising the mean log loss
 // of the weighted mean over the rows with a modality present, plus
 // l2 * |theta|^2 (option `l2`, default 0), by L-BFGS from equal weights.
@@ -65,7 +69,8 @@ class WeightedMeanCombiner : public ci::WeightedAverageCombiner {
     if (params.Has("model")) {
       LATEFUSE_SDK_ASSIGN_OR_RETURN(std::vector<double> weights,
                                     WeightsFromFile(context));
-      return std::make_unique<WeightedMeanCombiner>(std::move(weights));
+      return std::make_unique<WeightedMeanCombiner>(std::move(weights),
+                                                    context.task);
     }
     if (!params.Has("weights")) {
       return sdk::InvalidArgument(
@@ -76,11 +81,17 @@ class WeightedMeanCombiner : public ci::WeightedAverageCombiner {
         std::vector<double> weights,
         ci::ModalityValues(params.json().at("weights"), "params.weights",
                            context.modalities, ci::ValueRule::kPositive));
-    return std::make_unique<WeightedMeanCombiner>(std::move(weights));
+    return std::make_unique<WeightedMeanCombiner>(std::move(weights),
+                                                  context.task);
   }
 
   static sdk::Result<std::string> Fit(const sdk::CreateContext& context,
                                       const sdk::FitData& data) {
+    if (context.task == LF_TASK_REGRESSION) {
+      return sdk::FailedPrecondition(
+          "weighted_mean fits its weights to class probabilities (log loss); "
+          "it cannot be fitted for task 'regression'");
+    }
     LATEFUSE_SDK_RETURN_IF_ERROR(
         ci::RejectUnknownKeys(context.params.json(), "params.", {"l2"}));
     LATEFUSE_SDK_ASSIGN_OR_RETURN(
@@ -119,8 +130,8 @@ class WeightedMeanCombiner : public ci::WeightedAverageCombiner {
     return file.dump(1) + "\n";
   }
 
-  explicit WeightedMeanCombiner(std::vector<double> weights)
-      : WeightedAverageCombiner(std::move(weights)) {}
+  WeightedMeanCombiner(std::vector<double> weights, LfTask task)
+      : WeightedAverageCombiner(std::move(weights), task) {}
 };
 
 }  // namespace
@@ -128,4 +139,5 @@ class WeightedMeanCombiner : public ci::WeightedAverageCombiner {
 
 LATEFUSE_COMBINER_PLUGIN(
     latefuse::weighted_mean::WeightedMeanCombiner, "weighted_mean", "1.1.0",
-    "Weighted average of the present modalities' probabilities", "Apache-2.0")
+    "Weighted average of the present modalities' probabilities or predictions",
+    "Apache-2.0")

@@ -15,10 +15,28 @@
 // Multiclass models hold one row per class: softmax. With a `scaler`, x' = (x -
 // mean) / scale first. Features arrive as float32; all arithmetic is float64,
 // as scikit-learn does it on the same values cast to float64.
+//
+// Regression (since 1.1.0, for pipelines with `task: regression`): an
+// extension of latefuse.linear/v1, scikit-learn's StandardScaler + Ridge or
+// LinearRegression:
+//
+//   {"format": "latefuse.linear/v1", "task": "regression",
+//    "coef": [[0.5, -1.2, ...]], "intercept": [3.1],
+//    "scaler": {"mean": [...], "scale": [...]},   # optional
+//    "variance": 0.8}                              # optional
+//
+// No `classes`; one coefficient row; prediction = x'.w + b. `variance`, when
+// given (a finite number >= 0, e.g. the residual variance on the training
+// data), is reported as the variance of every row's prediction, and the
+// contract says so (reports_variance); without it the variance is NaN. A file
+// without `task` is a classifier, as before 1.1.0. A regression file in a
+// classification pipeline, or a classifier in a regression one, is refused at
+// create.
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <latefuse/plugin.hpp>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -72,11 +90,19 @@ class LinearModel {
       return InvalidArgument("model file '" + path.string() +
                              "': " + status.message());
     }
+    const bool pipeline_regression = context.task == LF_TASK_REGRESSION;
+    if (model->regression_ != pipeline_regression) {
+      return InvalidArgument(
+          "model file '" + path.string() + "' is a " +
+          (model->regression_ ? "regression" : "classification") +
+          " model, but the pipeline's task is '" +
+          (pipeline_regression ? "regression" : "classification") + "'");
+    }
     return model;
   }
 
   sdk::ModelContract Describe() const {
-    return {LF_INPUT_DENSE, width_, classes_};
+    return {LF_INPUT_DENSE, width_, classes_, !std::isnan(variance_)};
   }
 
   Status Infer(const sdk::Batch& batch, sdk::ProbabilitiesOut& out) {
@@ -98,7 +124,10 @@ class LinearModel {
         z[c] = sum + intercept_[c];
       }
       double* p = out.Row(r);
-      if (outputs == 1) {
+      if (regression_) {
+        p[0] = z[0];
+        p[1] = variance_;
+      } else if (outputs == 1) {
         // As scikit-learn: P(classes[1]) = expit(z), P(classes[0]) = 1 - that.
         p[1] = z[0] >= 0 ? 1.0 / (1.0 + std::exp(-z[0]))
                          : std::exp(z[0]) / (1.0 + std::exp(z[0]));
@@ -124,25 +153,44 @@ class LinearModel {
           "format: expected \"latefuse.linear/v1\", got " +
           (json.contains("format") ? json["format"].dump() : "nothing"));
     }
-    for (const auto& [key, value] : json.items()) {
-      if (key != "format" && key != "classes" && key != "coef" &&
-          key != "intercept" && key != "scaler") {
+    if (json.contains("task")) {
+      if (json["task"] != "regression") {
         return InvalidArgument(
-            "unknown key '" + key +
-            "' (expected format, classes, coef, intercept, scaler)");
+            "task: expected \"regression\" (or no task "
+            "for a classifier), got " +
+            json["task"].dump());
+      }
+      regression_ = true;
+    }
+    for (const auto& [key, value] : json.items()) {
+      const bool known =
+          key == "format" || key == "coef" || key == "intercept" ||
+          key == "scaler" ||
+          (regression_ ? key == "task" || key == "variance" : key == "classes");
+      if (!known) {
+        return InvalidArgument("unknown key '" + key + "' (expected format, " +
+                               (regression_
+                                    ? "task, coef, intercept, scaler, variance)"
+                                    : "classes, coef, intercept, scaler)"));
       }
     }
-    LATEFUSE_SDK_ASSIGN_OR_RETURN(
-        classes_, sdk::Params::Convert<std::vector<std::string>>(
-                      json.value("classes", nlohmann::json()), "classes"));
-    if (classes_.size() < 2)
-      return InvalidArgument("classes: need at least 2 classes");
+    std::size_t rows = 1;
+    if (regression_) {
+      LATEFUSE_SDK_RETURN_IF_ERROR(ReadVariance(json));
+    } else {
+      LATEFUSE_SDK_ASSIGN_OR_RETURN(
+          classes_, sdk::Params::Convert<std::vector<std::string>>(
+                        json.value("classes", nlohmann::json()), "classes"));
+      if (classes_.size() < 2)
+        return InvalidArgument("classes: need at least 2 classes");
+      rows = classes_.size() == 2 ? 1 : classes_.size();
+    }
     const nlohmann::json& coef = json.value("coef", nlohmann::json());
-    const std::size_t rows = classes_.size() == 2 ? 1 : classes_.size();
     if (!coef.is_array() || coef.size() != rows) {
-      return InvalidArgument("coef: expected " + std::to_string(rows) +
-                             " row(s) for " + std::to_string(classes_.size()) +
-                             " classes");
+      return InvalidArgument(
+          "coef: expected " + std::to_string(rows) + " row(s) for " +
+          (regression_ ? std::string("a regression model")
+                       : std::to_string(classes_.size()) + " classes"));
     }
     for (std::size_t c = 0; c < rows; ++c) {
       LATEFUSE_SDK_ASSIGN_OR_RETURN(
@@ -186,6 +234,24 @@ class LinearModel {
     return Status();
   }
 
+  // The optional `variance` of a regression file: finite and >= 0.
+  Status ReadVariance(const nlohmann::json& json) {
+    if (!json.contains("variance") || json["variance"].is_null()) {
+      return Status();
+    }
+    const nlohmann::json& variance = json["variance"];
+    if (!variance.is_number() || !std::isfinite(variance.get<double>()) ||
+        variance.get<double>() < 0.0) {
+      return InvalidArgument("variance: expected a finite number >= 0, got " +
+                             variance.dump());
+    }
+    variance_ = variance.get<double>();
+    return Status();
+  }
+
+  bool regression_ = false;
+  // Regression: reported for every row; NaN when the file gives none.
+  double variance_ = std::numeric_limits<double>::quiet_NaN();
   std::vector<std::string> classes_;
   std::vector<std::vector<double>> coef_;
   std::vector<double> intercept_;
@@ -197,7 +263,7 @@ class LinearModel {
 }  // namespace
 }  // namespace latefuse::linear
 
-LATEFUSE_MODEL_PLUGIN(latefuse::linear::LinearModel, "linear", "1.0.0",
-                      "Logistic regression with optional standard scaling "
-                      "(latefuse.linear/v1)",
+LATEFUSE_MODEL_PLUGIN(latefuse::linear::LinearModel, "linear", "1.1.0",
+                      "Logistic or linear regression with optional standard "
+                      "scaling (latefuse.linear/v1)",
                       "Apache-2.0")
