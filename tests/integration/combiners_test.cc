@@ -736,7 +736,7 @@ TEST(CombinerDescriptorTest, OnlyWeightedMeanAndGatedAreTrainable) {
     EXPECT_EQ(loaded->descriptor->combiner->fit, nullptr) << plugin;
   }
   for (const auto& [plugin, version] :
-       {std::pair{"weighted_mean", "1.1.0"}, std::pair{"gated", "1.0.0"}}) {
+       {std::pair{"weighted_mean", "1.2.0"}, std::pair{"gated", "1.0.0"}}) {
     absl::StatusOr<LoadedPlugin> loaded =
         LoadPluginFile(testing::PluginDir() / (std::string(plugin) + ".so"));
     ASSERT_TRUE(loaded.ok()) << loaded.status();

@@ -138,6 +138,6 @@ class WeightedMeanCombiner : public ci::WeightedAverageCombiner {
 }  // namespace latefuse::weighted_mean
 
 LATEFUSE_COMBINER_PLUGIN(
-    latefuse::weighted_mean::WeightedMeanCombiner, "weighted_mean", "1.1.0",
+    latefuse::weighted_mean::WeightedMeanCombiner, "weighted_mean", "1.2.0",
     "Weighted average of the present modalities' probabilities or predictions",
     "Apache-2.0")
