@@ -62,6 +62,20 @@ absl::StatusOr<std::unique_ptr<Pipeline>> LoadPipelineText(
   return Pipeline::Load(*std::move(config));
 }
 
+std::unique_ptr<Pipeline> LoadPipelineOrFail(const TempDir& dir,
+                                             const std::string& yaml) {
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
+      LoadPipelineText(dir, yaml);
+  EXPECT_TRUE(pipeline.ok()) << pipeline.status() << "\n" << yaml;
+  return pipeline.ok() ? *std::move(pipeline) : nullptr;
+}
+
+nlohmann::json ReadJson(const fs::path& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "cannot open " << path;
+  return nlohmann::json::parse(in);
+}
+
 std::vector<nlohmann::json> RunLines(Pipeline& pipeline,
                                      const std::vector<std::string>& lines,
                                      RunOptions options) {

@@ -53,6 +53,13 @@ std::vector<std::string> ReadLines(const std::filesystem::path& path);
 absl::StatusOr<std::unique_ptr<Pipeline>> LoadPipelineText(
     const TempDir& dir, const std::string& yaml);
 
+// Like LoadPipelineText, but fails the test (and returns null) on an error.
+std::unique_ptr<Pipeline> LoadPipelineOrFail(const TempDir& dir,
+                                             const std::string& yaml);
+
+// A JSON file's contents.
+nlohmann::json ReadJson(const std::filesystem::path& path);
+
 // Runs `lines` through the pipeline and returns the parsed output records;
 // checks that there is exactly one output line per input line.
 std::vector<nlohmann::json> RunLines(Pipeline& pipeline,

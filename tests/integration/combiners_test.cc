@@ -47,10 +47,6 @@ const std::vector<std::string> kModalities = {"a", "b", "c"};
 
 fs::path Fixtures() { return testing::SourceDir() / "tests" / "fixtures"; }
 
-json JsonFile(const fs::path& path) {
-  return json::parse(testing::ReadFile(path));
-}
-
 // `params` with a relative `model` path made absolute against `folder`, as the
 // pipeline (written elsewhere) needs it.
 json ResolveModel(json params, const fs::path& folder) {
@@ -70,7 +66,7 @@ std::string FusionPipeline(const std::string& fixture,
       {"apiVersion", "latefuse/v1"},
       {"name", "combiners"},
       {"task", "classification"},
-      {"classes", JsonFile(models / "a.json")["classes"]},
+      {"classes", testing::ReadJson(models / "a.json")["classes"]},
       {"plugin_dirs", {testing::PluginDir().string()}},
       {"policy", {{"min_modalities", 1}, {"on_insufficient", "abstain"}}}};
   const std::vector<int> widths = {5, 3, 4};
@@ -158,9 +154,10 @@ class CombinerReferenceTest : public ::testing::TestWithParam<ReferenceCase> {};
 TEST_P(CombinerReferenceTest, FusedRowsAndExplanationsMatchNumPyReference) {
   const auto& [fixture, name] = GetParam();
   const fs::path folder = Fixtures() / "combiners" / fixture;
-  const json spec = JsonFile(folder / "cases.json")[name];
-  const auto classes = JsonFile(Fixtures() / fixture / "a.json")["classes"]
-                           .get<std::vector<std::string>>();
+  const json spec = testing::ReadJson(folder / "cases.json")[name];
+  const auto classes =
+      testing::ReadJson(Fixtures() / fixture / "a.json")["classes"]
+          .get<std::vector<std::string>>();
   const std::vector<std::string> expected_lines =
       testing::ReadLines(folder / ("expected_" + name + ".jsonl"));
   ASSERT_GT(expected_lines.size(), 60u);
@@ -252,7 +249,7 @@ class ParameterFileTest : public ::testing::TestWithParam<std::string> {};
 void ExpectSameOutput(const std::string& fixture, const std::string& first,
                       const std::string& second) {
   const fs::path folder = Fixtures() / "combiners" / fixture;
-  const json cases = JsonFile(folder / "cases.json");
+  const json cases = testing::ReadJson(folder / "cases.json");
   std::vector<std::vector<json>> outputs;
   for (const std::string& name : {first, second}) {
     testing::TempDir dir;
@@ -453,7 +450,7 @@ struct FitFixture {
   std::vector<std::int32_t> labels;   // [rows]
 
   static FitFixture Read() {
-    const json data = JsonFile(Fixtures() / "combiners/fit/data.json");
+    const json data = testing::ReadJson(Fixtures() / "combiners/fit/data.json");
     FitFixture out;
     out.classes = data["classes"].get<std::vector<std::string>>();
     out.modalities = data["modalities"].get<std::vector<std::string>>();
@@ -572,7 +569,8 @@ class CombinerFitTest : public ::testing::Test {
   }
 
   FitFixture data_ = FitFixture::Read();
-  json reference_ = JsonFile(Fixtures() / "combiners/fit/reference.json");
+  json reference_ =
+      testing::ReadJson(Fixtures() / "combiners/fit/reference.json");
 };
 
 TEST_F(CombinerFitTest, WeightedMeanFitFavoursInformativeModalityAtOptimum) {

@@ -35,10 +35,6 @@ fs::path FixtureDir(const std::string& name) {
   return testing::SourceDir() / "tests" / "fixtures" / name;
 }
 
-json ReadJson(const fs::path& path) {
-  return json::parse(testing::ReadFile(path));
-}
-
 // `s` as a YAML double-quoted scalar (JSON string syntax is valid YAML).
 std::string Quoted(const std::string& s) { return json(s).dump(); }
 
@@ -74,14 +70,6 @@ std::string LinearPipeline(const std::vector<std::string>& classes,
   yaml += "combiner: " + combiner + "\n";
   yaml += "policy: {min_modalities: 1, on_insufficient: abstain}\n";
   return yaml;
-}
-
-std::unique_ptr<Pipeline> Load(const testing::TempDir& dir,
-                               const std::string& yaml) {
-  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
-      testing::LoadPipelineText(dir, yaml);
-  EXPECT_TRUE(pipeline.ok()) << pipeline.status() << "\n" << yaml;
-  return pipeline.ok() ? *std::move(pipeline) : nullptr;
 }
 
 // Largest |actual[c] - expected[c]| over `classes`; fails the test when a
@@ -120,7 +108,7 @@ class LinearReferenceTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LinearReferenceTest, LinearMatchesScikitLearnPredictProba) {
   const fs::path folder = FixtureDir("linear") / GetParam();
-  const json cases = ReadJson(folder / "cases.json");
+  const json cases = testing::ReadJson(folder / "cases.json");
   const auto classes = cases["classes"].get<std::vector<std::string>>();
   const auto inputs = cases["inputs"].get<std::vector<std::vector<double>>>();
   const auto expected =
@@ -129,10 +117,10 @@ TEST_P(LinearReferenceTest, LinearMatchesScikitLearnPredictProba) {
   ASSERT_EQ(expected.size(), inputs.size());
 
   testing::TempDir dir;
-  std::unique_ptr<Pipeline> pipeline =
-      Load(dir, LinearPipeline(classes,
-                               {{"x", inputs[0].size(), folder / "model.json"}},
-                               "{plugin: mean}"));
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(
+      dir,
+      LinearPipeline(classes, {{"x", inputs[0].size(), folder / "model.json"}},
+                     "{plugin: mean}"));
   ASSERT_NE(pipeline, nullptr);
 
   std::vector<std::string> lines;
@@ -186,14 +174,15 @@ std::vector<LinearModality> FusionModalities(const fs::path& folder) {
 }
 
 std::vector<std::string> FusionClasses(const fs::path& folder) {
-  return ReadJson(folder / "a.json")["classes"].get<std::vector<std::string>>();
+  return testing::ReadJson(folder / "a.json")["classes"]
+      .get<std::vector<std::string>>();
 }
 
 std::string FusionCombiner(const fs::path& folder,
                            const std::string& combiner) {
   if (combiner == "mean") return "{plugin: mean}";
   return "{plugin: weighted_mean, params: {weights: " +
-         ReadJson(folder / "weights.json").dump() + "}}";
+         testing::ReadJson(folder / "weights.json").dump() + "}}";
 }
 
 std::string FusionCaseName(
@@ -215,9 +204,9 @@ TEST_P(FusionReferenceTest, CombinerMatchesReferenceOnEveryRow) {
   ASSERT_EQ(expected_lines.size(), lines.size());
 
   testing::TempDir dir;
-  std::unique_ptr<Pipeline> pipeline =
-      Load(dir, LinearPipeline(classes, FusionModalities(folder),
-                               FusionCombiner(folder, param.combiner)));
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(
+      dir, LinearPipeline(classes, FusionModalities(folder),
+                          FusionCombiner(folder, param.combiner)));
   ASSERT_NE(pipeline, nullptr);
 
   // One batch, then batches of 7 that cut across the presence patterns.
@@ -277,7 +266,7 @@ class ExplainTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(ExplainTest,
        WeightedMeanExplainsRenormalisedWeightsOfPresentModalities) {
   const fs::path folder = FixtureDir(GetParam());
-  const json weights = ReadJson(folder / "weights.json");
+  const json weights = testing::ReadJson(folder / "weights.json");
   const std::vector<std::string> lines =
       testing::ReadLines(folder / "input.jsonl");
   const std::vector<std::string> expected_lines =
@@ -285,9 +274,9 @@ TEST_P(ExplainTest,
   ASSERT_EQ(expected_lines.size(), lines.size());
 
   testing::TempDir dir;
-  std::unique_ptr<Pipeline> pipeline =
-      Load(dir, LinearPipeline(FusionClasses(folder), FusionModalities(folder),
-                               FusionCombiner(folder, "weighted_mean")));
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(
+      dir, LinearPipeline(FusionClasses(folder), FusionModalities(folder),
+                          FusionCombiner(folder, "weighted_mean")));
   ASSERT_NE(pipeline, nullptr);
   RunOptions options;
   options.engine.explain = true;

@@ -37,10 +37,6 @@ fs::path Folder() {
   return testing::SourceDir() / "tests" / "fixtures" / "regression";
 }
 
-json ReadJson(const fs::path& path) {
-  return json::parse(testing::ReadFile(path));
-}
-
 std::string Quoted(const std::string& s) { return json(s).dump(); }
 
 struct Modality {
@@ -81,14 +77,6 @@ std::string Yaml(const std::vector<Modality>& modalities,
   return yaml;
 }
 
-std::unique_ptr<Pipeline> Load(const testing::TempDir& dir,
-                               const std::string& yaml) {
-  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
-      testing::LoadPipelineText(dir, yaml);
-  EXPECT_TRUE(pipeline.ok()) << pipeline.status() << "\n" << yaml;
-  return pipeline.ok() ? *std::move(pipeline) : nullptr;
-}
-
 // Why the pipeline was refused ("" when it loaded).
 std::string Refusal(const std::string& yaml) {
   testing::TempDir dir;
@@ -110,7 +98,7 @@ double Difference(const json& actual, double expected,
 std::string CombinerYaml(const std::string& combiner) {
   if (combiner == "weighted_mean") {
     return "{plugin: weighted_mean, params: {weights: " +
-           ReadJson(Folder() / "weights.json").dump() + "}}";
+           testing::ReadJson(Folder() / "weights.json").dump() + "}}";
   }
   return "{plugin: " + combiner + "}";
 }
@@ -126,7 +114,7 @@ TEST(RegressionReferenceTest, LinearMatchesScikitLearnPredictOnEveryRow) {
   ASSERT_EQ(expected_lines.size(), lines.size());
   testing::TempDir dir;
   std::unique_ptr<Pipeline> pipeline =
-      Load(dir, Yaml(AllThree(), "{plugin: mean}"));
+      testing::LoadPipelineOrFail(dir, Yaml(AllThree(), "{plugin: mean}"));
   ASSERT_NE(pipeline, nullptr);
   RunOptions options;
   options.output.per_modality = true;
@@ -180,8 +168,8 @@ TEST_P(RegressionCombinerTest, CombinerMatchesReferenceOnEveryRow) {
   if (inverse_variance) modalities.pop_back();  // wearable reports no variance
 
   testing::TempDir dir;
-  std::unique_ptr<Pipeline> pipeline =
-      Load(dir, Yaml(modalities, CombinerYaml(combiner)));
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(
+      dir, Yaml(modalities, CombinerYaml(combiner)));
   ASSERT_NE(pipeline, nullptr);
 
   // One batch, then batches of 7 that cut across the presence patterns.
@@ -238,10 +226,11 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, RegressionCombinerTest,
                                            "inverse_variance"));
 
 TEST(RegressionCombinerTest, InverseVarianceExplainsPrecisionShares) {
-  const double v_vitals = ReadJson(Folder() / "vitals.json")["variance"];
-  const double v_labs = ReadJson(Folder() / "labs.json")["variance"];
+  const double v_vitals =
+      testing::ReadJson(Folder() / "vitals.json")["variance"];
+  const double v_labs = testing::ReadJson(Folder() / "labs.json")["variance"];
   testing::TempDir dir;
-  std::unique_ptr<Pipeline> pipeline = Load(
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(
       dir, Yaml({AllThree()[0], AllThree()[1]}, "{plugin: inverse_variance}"));
   ASSERT_NE(pipeline, nullptr);
   RunOptions options;
@@ -264,8 +253,8 @@ TEST(RegressionCombinerTest, InverseVarianceExplainsPrecisionShares) {
 
 TEST(RegressionRecordTest, RecordsCarryPredictionAndVarianceInsteadOfLabel) {
   testing::TempDir dir;
-  std::unique_ptr<Pipeline> pipeline =
-      Load(dir, Yaml({AllThree()[0], AllThree()[2]}, "{plugin: mean}"));
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(
+      dir, Yaml({AllThree()[0], AllThree()[2]}, "{plugin: mean}"));
   ASSERT_NE(pipeline, nullptr);
   RunOptions options;
   options.output.per_modality = true;
@@ -286,7 +275,8 @@ TEST(RegressionRecordTest, RecordsCarryPredictionAndVarianceInsteadOfLabel) {
   EXPECT_EQ(ok["used"], json({"vitals", "wearable"}));
   const json& vitals = ok["modalities"]["vitals"];
   EXPECT_EQ(vitals.size(), 2u) << vitals;
-  EXPECT_EQ(vitals["variance"], ReadJson(Folder() / "vitals.json")["variance"]);
+  EXPECT_EQ(vitals["variance"],
+            testing::ReadJson(Folder() / "vitals.json")["variance"]);
   EXPECT_EQ(ok["modalities"]["wearable"].size(), 1u) << "no variance reported";
   EXPECT_NEAR(ok["prediction"].get<double>(),
               (vitals["prediction"].get<double>() +
@@ -312,7 +302,7 @@ TEST(RegressionRecordTest, RecordsCarryPredictionAndVarianceInsteadOfLabel) {
 TEST(RegressionRecordTest, ValidatePlanSaysRegressionInsteadOfClasses) {
   testing::TempDir dir;
   std::unique_ptr<Pipeline> pipeline =
-      Load(dir, Yaml({AllThree()[0]}, "{plugin: mean}"));
+      testing::LoadPipelineOrFail(dir, Yaml({AllThree()[0]}, "{plugin: mean}"));
   ASSERT_NE(pipeline, nullptr);
   const std::string plan = pipeline->Plan();
   EXPECT_THAT(plan, HasSubstr("\n  task: regression\n"));
@@ -344,7 +334,7 @@ TEST(RegressionErrorTest, ClassificationCombinersAreRefused) {
 TEST(RegressionErrorTest, InverseVarianceRefusesClassification) {
   const fs::path binary =
       testing::SourceDir() / "tests/fixtures/linear/binary/model.json";
-  const json classes = ReadJson(binary)["classes"];
+  const json classes = testing::ReadJson(binary)["classes"];
   EXPECT_THAT(
       Refusal(Yaml({{"x", 6,
                      "{plugin: linear, params: {model: " +
@@ -394,8 +384,8 @@ TEST(RegressionErrorTest, CalibrationOnRegressionModalityIsRefused) {
 
 TEST(RegressionErrorTest, InverseVarianceFailsRowsWhoseModelReportsNoVariance) {
   testing::TempDir dir;
-  std::unique_ptr<Pipeline> pipeline =
-      Load(dir, Yaml(AllThree(), "{plugin: inverse_variance}"));
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(
+      dir, Yaml(AllThree(), "{plugin: inverse_variance}"));
   ASSERT_NE(pipeline, nullptr);
   RunOptions options;
   options.batch_size = 1;  // a failed combine call fails the rows it had
@@ -415,9 +405,9 @@ TEST(RegressionErrorTest, InverseVarianceFailsRowsWhoseModelReportsNoVariance) {
 
 TEST(RegressionErrorTest, NonFinitePredictionFailsTheModality) {
   testing::TempDir dir;
-  std::unique_ptr<Pipeline> pipeline =
-      Load(dir, Yaml({{"x", 1, "{plugin: test_model, params: {nan: true}}"}},
-                     "{plugin: mean}"));
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(
+      dir, Yaml({{"x", 1, "{plugin: test_model, params: {nan: true}}"}},
+                "{plugin: mean}"));
   ASSERT_NE(pipeline, nullptr);
   const std::vector<json> records = testing::RunLines(
       *pipeline, {R"({"id": "n", "modalities": {"x": [0.5]}})"});
@@ -430,8 +420,8 @@ TEST(RegressionErrorTest, NonFinitePredictionFailsTheModality) {
 TEST(RegressionErrorTest, VarianceFromModelReportingNoneFailsTheModality) {
   // test_model reports no variance but writes a number in column 1.
   testing::TempDir dir;
-  std::unique_ptr<Pipeline> pipeline =
-      Load(dir, Yaml({{"x", 1, "{plugin: test_model}"}}, "{plugin: mean}"));
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(
+      dir, Yaml({{"x", 1, "{plugin: test_model}"}}, "{plugin: mean}"));
   ASSERT_NE(pipeline, nullptr);
   const std::vector<json> records = testing::RunLines(
       *pipeline, {R"({"id": "n", "modalities": {"x": [0.5]}})"});

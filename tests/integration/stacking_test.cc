@@ -47,10 +47,6 @@ fs::path FixtureDir() {
   return testing::SourceDir() / "tests" / "fixtures" / "stacking";
 }
 
-json ReadJson(const fs::path& path) {
-  return json::parse(testing::ReadFile(path));
-}
-
 // A pipeline over the fixture's three linear modalities and the given
 // combiner, written as JSON (which YAML reads as flow mappings).
 std::string StackingPipeline(const fs::path& folder, const json& combiner) {
@@ -69,7 +65,7 @@ std::string StackingPipeline(const fs::path& folder, const json& combiner) {
       {"apiVersion", "latefuse/v1"},
       {"name", "stacking"},
       {"task", "classification"},
-      {"classes", ReadJson(folder / "a.json")["classes"]},
+      {"classes", testing::ReadJson(folder / "a.json")["classes"]},
       {"plugin_dirs", {testing::PluginDir().string()}},
       {"modalities", modalities},
       {"combiner", combiner},
@@ -247,7 +243,7 @@ class StackingBadFileTest : public ::testing::TestWithParam<BadFile> {};
 TEST_P(StackingBadFileTest, IsRejectedWithAMessageNamingTheKey) {
   const BadFile& param = GetParam();
   const fs::path folder = FixtureDir() / "binary";
-  json file = ReadJson(folder / "stacking_indicators.json");
+  json file = testing::ReadJson(folder / "stacking_indicators.json");
   if (param.value.is_null()) {
     file.erase(param.key);
   } else {
@@ -408,7 +404,7 @@ struct FitFixture {
 };
 
 FitFixture ReadFitFixture(const std::string& name) {
-  const json file = ReadJson(FixtureDir() / (name + ".json"));
+  const json file = testing::ReadJson(FixtureDir() / (name + ".json"));
   FitFixture out;
   out.classes = file["classes"].get<std::vector<std::string>>();
   out.modalities = file["modalities"].get<std::vector<std::string>>();

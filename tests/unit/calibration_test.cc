@@ -37,12 +37,6 @@ fs::path FixtureDir() {
   return fs::path(LATEFUSE_SOURCE_DIR) / "tests" / "fixtures" / "calibration";
 }
 
-nlohmann::json ReadJson(const fs::path& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  return nlohmann::json::parse(in);
-}
-
 // A labelled [rows, C] table, row-major, as Fit and Apply take it.
 struct Labelled {
   std::vector<double> probabilities;
@@ -73,11 +67,13 @@ struct Fixture {
   nlohmann::json expected;
 
   explicit Fixture(const std::string& folder) : name(folder) {
-    const nlohmann::json data = ReadJson(FixtureDir() / folder / "data.json");
+    const nlohmann::json data =
+        ::latefuse::testing::ReadJson(FixtureDir() / folder / "data.json");
     classes = data["classes"].get<std::vector<std::string>>();
     train = ReadLabelled(data["train"]);
     heldout = ReadLabelled(data["heldout"]);
-    expected = ReadJson(FixtureDir() / folder / "expected.json");
+    expected =
+        ::latefuse::testing::ReadJson(FixtureDir() / folder / "expected.json");
   }
   std::size_t C() const { return classes.size(); }
   fs::path File(CalibrationMethod method) const {
@@ -188,7 +184,7 @@ class CalibrationReferenceTest
   const Fixture& fixture() const { return GetFixture(std::get<0>(GetParam())); }
   CalibrationMethod method() const { return std::get<1>(GetParam()); }
   nlohmann::json Reference() const {
-    return ReadJson(fixture().File(method()));
+    return ::latefuse::testing::ReadJson(fixture().File(method()));
   }
 };
 
