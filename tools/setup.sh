@@ -11,10 +11,12 @@ packages=(
   libsimdjson-dev libcli11-dev libssl-dev
   # numerics for fitting combiners and calibrators
   libeigen3-dev liblbfgspp-dev
+  # gradient-boosted trees for the xgboost model plugin
+  libxgboost-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference implementations for fixtures and the demo's training script
-  python3 python3-numpy python3-sklearn
+  python3 python3-numpy python3-sklearn python3-xgboost
 )
 
 missing=()
