@@ -42,6 +42,8 @@
 #include <string>
 #include <vector>
 
+#include "internal/logistic.h"
+
 namespace latefuse::linear {
 namespace {
 
@@ -49,25 +51,7 @@ using sdk::InvalidArgument;
 using sdk::Result;
 using sdk::Status;
 
-// A numeric vector of the model file; `where` names it in errors.
-Result<std::vector<double>> ReadVector(const nlohmann::json& json,
-                                       const std::string& where) {
-  if (!json.is_array())
-    return InvalidArgument(where + ": expected a list of numbers");
-  std::vector<double> out;
-  out.reserve(json.size());
-  for (std::size_t i = 0; i < json.size(); ++i) {
-    if (!json[i].is_number()) {
-      return InvalidArgument(where + "[" + std::to_string(i) +
-                             "]: expected a number, got " + json[i].dump());
-    }
-    out.push_back(json[i].get<double>());
-    if (!std::isfinite(out.back())) {
-      return InvalidArgument(where + "[" + std::to_string(i) + "]: not finite");
-    }
-  }
-  return out;
-}
+using models_internal::ReadVector;
 
 class LinearModel {
  public:
@@ -127,17 +111,8 @@ class LinearModel {
       if (regression_) {
         p[0] = z[0];
         p[1] = variance_;
-      } else if (outputs == 1) {
-        // As scikit-learn: P(classes[1]) = expit(z), P(classes[0]) = 1 - that.
-        p[1] = z[0] >= 0 ? 1.0 / (1.0 + std::exp(-z[0]))
-                         : std::exp(z[0]) / (1.0 + std::exp(z[0]));
-        p[0] = 1.0 - p[1];
       } else {
-        const double top = *std::max_element(z.begin(), z.end());
-        double total = 0.0;
-        for (std::size_t c = 0; c < outputs; ++c)
-          total += p[c] = std::exp(z[c] - top);
-        for (std::size_t c = 0; c < outputs; ++c) p[c] /= total;
+        models_internal::LogisticProbabilities(z.data(), outputs, p);
       }
     }
     return Status();

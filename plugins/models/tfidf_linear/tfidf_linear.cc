@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "internal/logistic.h"
 #include "unicode.h"
 
 namespace latefuse::tfidf_linear {
@@ -53,24 +54,7 @@ constexpr char kTokenPatternBare[] = "\\b\\w\\w+\\b";
 
 enum class Norm { kNone, kL1, kL2 };
 
-Result<std::vector<double>> ReadVector(const nlohmann::json& json,
-                                       const std::string& where) {
-  if (!json.is_array())
-    return InvalidArgument(where + ": expected a list of numbers");
-  std::vector<double> out;
-  out.reserve(json.size());
-  for (std::size_t i = 0; i < json.size(); ++i) {
-    if (!json[i].is_number()) {
-      return InvalidArgument(where + "[" + std::to_string(i) +
-                             "]: expected a number, got " + json[i].dump());
-    }
-    out.push_back(json[i].get<double>());
-    if (!std::isfinite(out.back())) {
-      return InvalidArgument(where + "[" + std::to_string(i) + "]: not finite");
-    }
-  }
-  return out;
-}
+using models_internal::ReadVector;
 
 Result<bool> ReadBool(const nlohmann::json& json, const char* key) {
   if (!json.contains(key)) {
@@ -145,19 +129,7 @@ class TfidfLinearModel {
         const double* w = &coef_by_column_[column * outputs_];
         for (std::size_t c = 0; c < outputs_; ++c) z[c] += value * w[c];
       }
-      double* p = out.Row(r);
-      if (outputs_ == 1) {
-        // As scikit-learn: P(classes[1]) = expit(z), P(classes[0]) = 1 - that.
-        p[1] = z[0] >= 0 ? 1.0 / (1.0 + std::exp(-z[0]))
-                         : std::exp(z[0]) / (1.0 + std::exp(z[0]));
-        p[0] = 1.0 - p[1];
-      } else {
-        const double top = *std::max_element(z.begin(), z.end());
-        double total = 0.0;
-        for (std::size_t c = 0; c < outputs_; ++c)
-          total += p[c] = std::exp(z[c] - top);
-        for (std::size_t c = 0; c < outputs_; ++c) p[c] /= total;
-      }
+      models_internal::LogisticProbabilities(z.data(), outputs_, out.Row(r));
     }
     return Status();
   }
