@@ -2,7 +2,7 @@
 """Generates the seeded ICU deterioration demo under configs/demo/.
 
 A synthetic, but physiologically plausible, late-fusion demo with classes
-[stable, deteriorating] and three modalities:
+[stable, deteriorating] and five modalities:
 
   vitals   dense 12: heart_rate (bpm), sbp (mmHg), dbp (mmHg), map (mmHg),
            resp_rate (breaths/min), spo2 (%), temp_c (deg C), gcs (3-15),
@@ -13,15 +13,22 @@ A synthetic, but physiologically plausible, late-fusion demo with classes
            potassium (mmol/L), bilirubin (mg/dL)
   imaging  dense 16: a chest X-ray embedding (emb_00..emb_15) made from a
            disease-related latent factor, three nuisance factors and noise
+  notes    text: a short synthetic nursing note built from class-dependent
+           phrases, neutral filler and noise (mixed case, punctuation)
+  wearable dense 6:  steps_24h, resting_hr (bpm), hrv_ms (ms), sleep_h (h),
+           skin_temp_c (deg C), spo2_dips (count/24h) from a wrist wearable
 
 Each modality sees the patient's state through its own noisy latent severity,
 so each alone is informative but imperfect and fusing them helps.
 
-The script trains one StandardScaler + LogisticRegression per modality on a
-generated training set (not committed), measures them on a generated held-out
-set (not committed), and writes:
+The script trains one StandardScaler + LogisticRegression per dense clinical
+modality, a TfidfVectorizer + LogisticRegression for notes and an XGBClassifier
+for wearable on a generated training set (not committed), measures them on a
+generated held-out set (not committed), and writes:
 
-  configs/demo/models/<modality>.json   latefuse.linear/v1 model files
+  configs/demo/models/<modality>.json   latefuse.linear/v1 model files (vitals,
+                                        labs, imaging), latefuse.tfidf/v1
+                                        (notes), XGBoost JSON (wearable)
   configs/demo/data/patients.jsonl      ~1000 evaluation records with realistic
                                         missing modalities and labels
   configs/demo/data/fit.jsonl           ~2000 more, for `latefuse fit`
@@ -29,7 +36,10 @@ set (not committed), and writes:
   configs/demo/README.md                what the demo is and how it was made
 
 Deterministic: fixed seeds, no time or environment dependence; running it twice
-gives byte-identical files. Needs Debian's python3 with numpy and scikit-learn.
+gives byte-identical files. The notes and wearable data are drawn from seeds
+spawned after the original three modalities' ones, so adding them changed none
+of the earlier values. Needs Debian's python3 with numpy, scikit-learn and
+xgboost (python3-xgboost).
 
 Usage: tools/make_demo.py [--out DIR]   (default: configs/demo beside tools/)
 """
@@ -37,13 +47,22 @@ Usage: tools/make_demo.py [--out DIR]   (default: configs/demo beside tools/)
 import argparse
 import json
 import os
+import re
 import sys
+import tempfile
 
 import numpy as np
+import xgboost as xgb
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_sklearn import dumps as export_dumps  # noqa: E402
+from export_sklearn import export_tfidf  # noqa: E402
 
 CLASSES = ["stable", "deteriorating"]
 PREVALENCE = 0.25  # P(deteriorating)
@@ -54,7 +73,9 @@ N_HELDOUT = 4000
 N_EVAL = 1000
 N_FIT = 2000
 
-MODALITIES = ["vitals", "labs", "imaging"]
+LINEAR_MODALITIES = ["vitals", "labs", "imaging"]
+EXTRA_MODALITIES = ["notes", "wearable"]
+MODALITIES = LINEAR_MODALITIES + EXTRA_MODALITIES
 
 # (name, unit, decimals written to the data file)
 VITALS = [
@@ -83,9 +104,43 @@ LABS = [
 ]
 IMAGING_DIM = 16
 IMAGING_DECIMALS = 4
+WEARABLE = [
+    ("steps_24h", "steps over the last 24 h", 0),
+    ("resting_hr", "bpm, resting heart rate", 0),
+    ("hrv_ms", "ms, heart-rate variability (RMSSD)", 0),
+    ("sleep_h", "hours of sleep over the last night", 1),
+    ("skin_temp_c", "degrees Celsius, wrist skin temperature", 2),
+    ("spo2_dips", "count of SpO2 dips below 90% over the last 24 h", 0),
+]
+
+# Nursing-note phrases: concerning, reassuring and neutral filler.
+NOTE_CONCERN = [
+    "increasing O2 requirement", "drowsy", "rising lactate flagged",
+    "new confusion", "hypotensive overnight, fluid bolus given",
+    "reduced urine output", "febrile 38.9", "tachypnoeic",
+    "increased work of breathing", "medical review requested",
+    "poor oral intake", "mottled peripheries", "NEWS score up",
+    "agitated overnight", "clammy and pale", "outreach team called",
+]
+NOTE_REASSURE = [
+    "pt alert", "obs stable", "tolerating diet", "mobilising with physio",
+    "pain well controlled", "settled overnight", "on room air",
+    "sitting out in chair", "good urine output", "afebrile",
+    "chatting with family", "plan for step down", "eating and drinking well",
+    "slept well",
+]
+NOTE_FILLER = [
+    "cannula resited", "family visited", "skin intact", "bowels opened",
+    "meds given as charted", "pressure areas checked", "bloods sent",
+    "chart reviewed", "IV abx continued", "awaiting results",
+    "washed and changed", "obs 4 hourly", "catheter in situ", "repositioned",
+    "dressing changed", "seen by ward round",
+]
+NOTE_SEPARATORS = [", ", ", ", ". ", "; ", " - ", ". "]
 
 # Separation of each modality's latent severity between the classes (in SDs).
-SEPARATION = {"vitals": 1.25, "labs": 1.3, "imaging": 1.05}
+SEPARATION = {"vitals": 1.25, "labs": 1.3, "imaging": 1.05,
+              "notes": 1.7, "wearable": 0.95}
 # Share of a nuisance acuity factor common to all modalities (correlates them).
 SHARED = 0.3
 
@@ -95,6 +150,11 @@ P_VITALS = 0.985  # among the others
 P_LABS = {0: 0.61, 1: 0.76}  # labs are ordered more often for sicker patients
 P_IMAGING = {0: 0.42, 1: 0.54}
 P_NULL = 0.5  # a missing modality is written as null (else the key is absent)
+P_NOTES = 0.61  # a nursing note written yet (independent of the class)
+P_WEARABLE = 0.355  # the patient wears a paired wrist device
+
+XGB_ROUNDS = 30
+XGB_DEPTH = 3
 
 
 def _clip(x, lo, hi):
@@ -153,7 +213,63 @@ def generate(rng, n, imaging_w):
     emb = factors @ imaging_w + 0.7 * rng.standard_normal((n, IMAGING_DIM))
     imaging = _round(emb, IMAGING_DECIMALS)
 
-    return {"vitals": vitals, "labs": labs, "imaging": imaging}, y
+    return {"vitals": vitals, "labs": labs, "imaging": imaging}, y, shared
+
+
+def _note(rng, z):
+    """One nursing note for a patient of latent severity z."""
+    k = int(rng.integers(2, 6))
+    p_concern = 1.0 / (1.0 + np.exp(-(1.1 * z - 1.4)))
+    phrases = []
+    for _ in range(k):
+        u = rng.random()
+        if u < 0.35:
+            phrase = NOTE_FILLER[rng.integers(len(NOTE_FILLER))]
+        elif rng.random() < p_concern:
+            phrase = NOTE_CONCERN[rng.integers(len(NOTE_CONCERN))]
+        else:
+            phrase = NOTE_REASSURE[rng.integers(len(NOTE_REASSURE))]
+        c = rng.random()
+        if c < 0.1:
+            phrase = phrase.upper()
+        elif c < 0.35:
+            phrase = phrase[0].upper() + phrase[1:]
+        phrases.append(phrase)
+    text = phrases[0]
+    for phrase in phrases[1:]:
+        text += NOTE_SEPARATORS[rng.integers(len(NOTE_SEPARATORS))] + phrase
+    end = rng.random()
+    if end < 0.4:
+        text += "."
+    elif end < 0.5:
+        text += " ?"
+    elif end < 0.6:
+        text += " - for review"
+    return text
+
+
+def generate_extra(rng, y, shared):
+    """The notes (list of n texts) and wearable (float64 [n, 6]) modalities of
+    the patients y/shared that generate() drew, from their own stream rng."""
+    n = len(y)
+
+    def latent(m):
+        own = rng.standard_normal(n)
+        return (SEPARATION[m] * y + SHARED * shared +
+                np.sqrt(1.0 - SHARED**2) * own)
+
+    zn, zw = latent("notes"), latent("wearable")
+    N = lambda: rng.standard_normal(n)  # noqa: E731
+    notes = [_note(rng, z) for z in zn]
+
+    steps = _round(_clip(4500 * np.exp(-0.35 * zw + 0.5 * N()), 50, 30000), 0)
+    rhr = _round(_clip(68 + 5 * zw + 8 * N(), 38, 150), 0)
+    hrv = _round(_clip(42 * np.exp(-0.25 * zw + 0.4 * N()), 5, 200), 0)
+    sleep = _round(_clip(6.8 - 0.45 * zw + 1.2 * N(), 0.5, 12), 1)
+    skin = _round(_clip(33.5 + 0.25 * zw + 0.5 * N(), 30, 37.5), 2)
+    dips = rng.poisson(np.exp(0.4 + 0.45 * np.clip(zw, -3, 4))).astype(np.float64)
+    wearable = np.column_stack([steps, rhr, hrv, sleep, skin, dips])
+    return {"notes": notes, "wearable": wearable}
 
 
 def export_linear(pipe):
@@ -167,6 +283,37 @@ def export_linear(pipe):
         "scaler": {"mean": [float(v) for v in scaler.mean_],
                    "scale": [float(v) for v in scaler.scale_]},
     }
+
+
+def tfidf_proba(model, texts):
+    """P(deteriorating) from a latefuse.tfidf/v1 dict, read independently of
+    scikit-learn (what the tfidf_linear plugin computes)."""
+    assert model["token_pattern"] == r"(?u)\b\w\w+\b"
+    vocab, idf = model["vocabulary"], np.array(model["idf"])
+    coef, b = np.array(model["coef"][0]), model["intercept"][0]
+    lo, hi = model["ngram_range"]
+    out = np.empty(len(texts))
+    for i, text in enumerate(texts):
+        if model["lowercase"]:
+            text = text.lower()
+        tokens = re.findall(model["token_pattern"], text)
+        counts = {}
+        for k in range(lo, hi + 1):
+            for j in range(len(tokens) - k + 1):
+                col = vocab.get(" ".join(tokens[j:j + k]))
+                if col is not None:
+                    counts[col] = counts.get(col, 0) + 1
+        cols = np.array(sorted(counts), dtype=np.int64)
+        tf = np.array([counts[c] for c in cols], dtype=np.float64)
+        if model["sublinear_tf"]:
+            tf = 1.0 + np.log(tf)
+        v = tf * idf[cols] if model["use_idf"] else tf
+        assert model["norm"] == "l2"
+        norm = np.sqrt(np.sum(v * v))
+        if norm > 0:
+            v = v / norm
+        out[i] = 1.0 / (1.0 + np.exp(-(v @ coef[cols] + b)))
+    return out
 
 
 def linear_proba(model, x):
@@ -199,7 +346,8 @@ def write_text(path, text):
 
 
 PIPELINE_TEMPLATE = """\
-# ICU deterioration demo: late fusion of vitals, labs and a chest X-ray embedding.
+# ICU deterioration demo: late fusion of vitals, labs, a chest X-ray embedding,
+# nursing notes and a wrist wearable.
 # Generated by tools/make_demo.py (seeded); edit the script, not this file.
 apiVersion: latefuse/v1
 name: icu-deterioration
@@ -238,12 +386,34 @@ modalities:
     on_error: missing
     timeout_ms: 250                           # overrunning -> imaging missing for those rows
 
+  # Free-text nursing note: TF-IDF (1-2 grams) + logistic regression. Missing
+  # when no note has been written yet (~{miss_notes}%).
+  - name: notes
+    input: {{kind: text}}
+    model:
+      plugin: tfidf_linear
+      version: "^1.0"
+      params: {{model: models/notes.json}}
+    on_error: missing
+
+  # 6 wrist-wearable features: steps_24h, resting_hr, hrv_ms, sleep_h,
+  # skin_temp_c, spo2_dips. XGBoost trees; missing without a paired device (~{miss_wearable}%).
+  - name: wearable
+    input: {{kind: dense, size: 6}}
+    model:
+      plugin: xgboost
+      version: "^1.0"
+      params: {{model: models/wearable.json}}
+    on_error: missing
+
 # Weighted mean over the modalities present in each row. Weights are proportional
 # to each modality's held-out skill (log-loss reduction over the class prior, in
-# nats: {skills}), scaled so the largest is 1.
+# nats: {skills}),
+# scaled so the largest is 1.
 combiner:
   plugin: weighted_mean
-  params: {{weights: {{vitals: {w_vitals}, labs: {w_labs}, imaging: {w_imaging}}}}}
+  params: {{weights: {{vitals: {w_vitals}, labs: {w_labs}, imaging: {w_imaging},
+                      notes: {w_notes}, wearable: {w_wearable}}}}}
 
 policy:
   min_modalities: 1                           # a row with no modality at all...
@@ -254,15 +424,19 @@ README_TEMPLATE = """\
 # ICU deterioration demo
 
 A synthetic late-fusion demo: predict whether an ICU patient is `stable` or
-`deteriorating` from up to three modalities, any of which may be missing. Every
+`deteriorating` from up to five modalities, any of which may be missing. Every
 file here is generated by `tools/make_demo.py` (fixed seeds, byte-identical on
 every run); regenerate with `tools/make_demo.py` from the repository root
-(Debian's `/usr/bin/python3` with numpy and scikit-learn). Do not edit by hand.
+(Debian's `/usr/bin/python3` with numpy, scikit-learn and xgboost). Do not edit
+by hand.
 
 | file | what |
 |---|---|
-| `pipeline.yaml` | the pipeline: three `linear` models, `weighted_mean` combiner |
-| `models/<modality>.json` | `latefuse.linear/v1` StandardScaler + LogisticRegression |
+| `pipeline.yaml` | the pipeline: three `linear` models, a `tfidf_linear` and an `xgboost` model, `weighted_mean` combiner |
+| `stacking.yaml`, `fitted/stacking.json` | the same modalities with a `stacking` combiner fitted on `data/fit.jsonl` (`latefuse fit`) |
+| `models/{{vitals,labs,imaging}}.json` | `latefuse.linear/v1` StandardScaler + LogisticRegression |
+| `models/notes.json` | `latefuse.tfidf/v1` TfidfVectorizer((1, 2)-grams, sublinear tf, min_df 2) + LogisticRegression, exported with `tools/export_sklearn.py` |
+| `models/wearable.json` | XGBoost JSON: XGBClassifier({xgb_rounds} trees of depth {xgb_depth}, `binary:logistic`), `save_model` |
 | `data/patients.jsonl` | {n_eval} labelled input records (`{{"id", "modalities", "label"}}`) |
 | `data/fit.jsonl` | {n_fit} more labelled records, drawn the same way, for `latefuse fit` (combiners and calibrators are fitted on rows the models never saw) |
 
@@ -282,21 +456,30 @@ and fusing helps.
 - `imaging` (dense 16): emb_00..emb_15, a chest X-ray embedding built from a
   disease-related latent factor and three nuisance factors (projection, habitus,
   devices) plus noise.
+- `notes` (text): a short nursing note of 2-5 phrases, each a concerning phrase
+  ("increasing O2 requirement", "rising lactate flagged", ...), a reassuring one
+  ("pt alert", "obs stable", "tolerating diet", ...) or neutral filler ("bloods
+  sent", ...); the sicker the patient's latent severity, the likelier a clinical
+  phrase is concerning. Mixed case and punctuation, e.g. `{note_example}`.
+- `wearable` (dense 6): steps_24h, resting_hr (bpm), hrv_ms (ms), sleep_h (hours),
+  skin_temp_c (deg C, wrist), spo2_dips (SpO2 dips below 90% in 24 h).
 
 Values are rounded to 0-4 decimals for readability; the host reads them as float32.
 
 ## Missingness (evaluation set)
 
-- {p_nothing_pct}% of patients have nothing recorded yet (just admitted): all three
+- {p_nothing_pct}% of patients have nothing recorded yet (just admitted): all five
   modalities missing, so the pipeline abstains.
 - Otherwise vitals are present with probability {p_vitals}; labs (drawn or not
   yet) with probability {p_labs0} for stable and {p_labs1} for deteriorating
   patients (sicker patients get bloods sooner); imaging (scan done or not yet)
-  with {p_img0} / {p_img1}. Draws are independent given the class.
+  with {p_img0} / {p_img1}; a nursing note with {p_notes} and a paired wearable
+  with {p_wearable}, whatever the class. Draws are independent given the class.
 - A missing modality is written either as an absent key or as `null` (half each).
 
 Observed in `data/patients.jsonl`: vitals {pres_vitals}%, labs {pres_labs}%,
-imaging {pres_imaging}% present; {n_all} rows with all three, {n_none} with none.
+imaging {pres_imaging}%, notes {pres_notes}%, wearable {pres_wearable}% present;
+{n_all} rows with all five, {n_none} with none.
 
 ## Models and weights
 
@@ -313,11 +496,13 @@ modality): fused AUC {eval_auc}.
 """
 
 
-def draw_records(x, y, rng, prefix, models, weights):
-    """Labelled input records of x with realistic missingness drawn from rng.
+def draw_records(x, y, rng, prefix, probas, weights, extra_rng):
+    """Labelled input records of x with realistic missingness drawn from rng
+    (the original three modalities) and extra_rng (notes, wearable).
 
-    Returns the JSONL lines, the presence masks, and the weighted-mean fusion's
-    numerator and denominator per row."""
+    probas: modality -> P(deteriorating) per row, as the exported model gives
+    it for the written values. Returns the JSONL lines, the presence masks, and
+    the weighted-mean fusion's numerator and denominator per row."""
     n = len(y)
     nothing = rng.random(n) < P_NOTHING
     present = {
@@ -326,14 +511,16 @@ def draw_records(x, y, rng, prefix, models, weights):
         "imaging": rng.random(n) < np.where(y == 1, P_IMAGING[1],
                                             P_IMAGING[0]),
     }
-    for m in MODALITIES:
+    for m in LINEAR_MODALITIES:
         present[m] &= ~nothing
-    as_null = {m: rng.random(n) < P_NULL for m in MODALITIES}
-    decimals = {
-        "vitals": [d for _, _, d in VITALS],
-        "labs": [d for _, _, d in LABS],
-        "imaging": [IMAGING_DECIMALS] * IMAGING_DIM,
-    }
+    as_null = {m: rng.random(n) < P_NULL for m in LINEAR_MODALITIES}
+    # The new modalities draw from their own stream: the draws above are the
+    # same as before they existed.
+    present["notes"] = extra_rng.random(n) < P_NOTES
+    present["wearable"] = extra_rng.random(n) < P_WEARABLE
+    for m in EXTRA_MODALITIES:
+        present[m] &= ~nothing
+        as_null[m] = extra_rng.random(n) < P_NULL
 
     lines = []
     num = np.zeros(n)
@@ -342,9 +529,8 @@ def draw_records(x, y, rng, prefix, models, weights):
         mods = {}
         for m in MODALITIES:
             if present[m][i]:
-                mods[m] = [round(float(v), d) for v, d in zip(x[m][i], decimals[m])]
-                p = linear_proba(models[m], np.array(mods[m])[None, :])[0]
-                num[i] += weights[m] * p
+                mods[m] = x[m][i]
+                num[i] += weights[m] * probas[m][i]
                 den[i] += weights[m]
             elif as_null[m][i]:
                 mods[m] = None
@@ -352,6 +538,36 @@ def draw_records(x, y, rng, prefix, models, weights):
                "label": CLASSES[int(y[i])]}
         lines.append(json.dumps(rec) + "\n")
     return lines, present, num, den
+
+
+def written_values(x):
+    """The record values of each row of each modality: rounded lists of floats
+    for the dense modalities, the text for notes."""
+    decimals = {
+        "vitals": [d for _, _, d in VITALS],
+        "labs": [d for _, _, d in LABS],
+        "imaging": [IMAGING_DECIMALS] * IMAGING_DIM,
+        "wearable": [d for _, _, d in WEARABLE],
+    }
+    out = {"notes": list(x["notes"])}
+    for m, ds in decimals.items():
+        out[m] = [[round(float(v), d) for v, d in zip(row, ds)] for row in x[m]]
+    return out
+
+
+def xgb_proba(booster, values):
+    """P(deteriorating) from the booster for rows of values (as float32)."""
+    dm = xgb.DMatrix(np.asarray(values, dtype=np.float32))
+    return booster.predict(dm).astype(np.float64)
+
+
+def predict_all(models, booster, values):
+    """P(deteriorating) per row and modality from the exported models."""
+    p = {m: linear_proba(models[m], np.array(values[m]))
+         for m in LINEAR_MODALITIES}
+    p["notes"] = tfidf_proba(models["notes"], values["notes"])
+    p["wearable"] = xgb_proba(booster, values["wearable"])
+    return p
 
 
 def main():
@@ -366,14 +582,25 @@ def main():
     imaging_w = np.random.default_rng(s_w).normal(0.0, 1.0, (4, IMAGING_DIM))
     imaging_w[0] *= 0.6  # the disease factor is a modest part of the image
 
-    xtr, ytr = generate(np.random.default_rng(s_train), N_TRAIN, imaging_w)
-    xho, yho = generate(np.random.default_rng(s_held), N_HELDOUT, imaging_w)
-    xev, yev = generate(np.random.default_rng(s_eval), N_EVAL, imaging_w)
+    xtr, ytr, shtr = generate(np.random.default_rng(s_train), N_TRAIN, imaging_w)
+    xho, yho, shho = generate(np.random.default_rng(s_held), N_HELDOUT, imaging_w)
+    xev, yev, shev = generate(np.random.default_rng(s_eval), N_EVAL, imaging_w)
+    # A second labelled set, drawn like the first, for `latefuse fit`: combiners
+    # and calibrators are fitted on rows the modality models never saw.
+    s_fit, s_fit_miss = ss.spawn(2)
+    xfit, yfit, shfit = generate(np.random.default_rng(s_fit), N_FIT, imaging_w)
+    # notes and wearable: streams spawned after all of the above, so the
+    # original modalities' values are unchanged by their addition.
+    (s_x_train, s_x_held, s_x_eval, s_x_fit, s_x_miss,
+     s_x_fit_miss) = ss.spawn(6)
+    for x, y, sh, s in ((xtr, ytr, shtr, s_x_train), (xho, yho, shho, s_x_held),
+                        (xev, yev, shev, s_x_eval), (xfit, yfit, shfit, s_x_fit)):
+        x.update(generate_extra(np.random.default_rng(s), y, sh))
 
     prior = np.full(N_HELDOUT, ytr.mean())
     prior_loss = log_loss(yho, prior, labels=[0, 1])
     models, auc, skill, p_ho = {}, {}, {}, {}
-    for m in MODALITIES:
+    for m in LINEAR_MODALITIES:
         # Train exactly on what the host will see: float32 values.
         x = xtr[m].astype(np.float32).astype(np.float64)
         pipe = make_pipeline(StandardScaler(),
@@ -384,8 +611,45 @@ def main():
         ref = pipe.predict_proba(xho[m].astype(np.float32).astype(np.float64))[:, 1]
         assert np.max(np.abs(p - ref)) < 1e-12, m
         p_ho[m] = p
-        auc[m] = roc_auc_score(yho, p)
-        skill[m] = prior_loss - log_loss(yho, p, labels=[0, 1])
+
+    # notes: TF-IDF + logistic regression, exported with export_sklearn.
+    notes_pipe = Pipeline([
+        ("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+                                  min_df=2)),
+        ("lr", LogisticRegression(C=1.0, max_iter=1000))])
+    notes_pipe.fit(xtr["notes"], ytr)
+    models["notes"] = export_tfidf(notes_pipe)
+    assert models["notes"]["classes"] == ["0", "1"]
+    models["notes"]["classes"] = list(CLASSES)
+    p = tfidf_proba(models["notes"], xho["notes"])
+    ref = notes_pipe.predict_proba(xho["notes"])[:, 1]
+    assert np.max(np.abs(p - ref)) < 1e-12, "notes"
+    p_ho["notes"] = p
+
+    # wearable: gradient-boosted trees, saved as XGBoost JSON.
+    clf = xgb.XGBClassifier(n_estimators=XGB_ROUNDS, max_depth=XGB_DEPTH,
+                            learning_rate=0.15, objective="binary:logistic",
+                            n_jobs=1, random_state=7, tree_method="exact")
+    clf.fit(xtr["wearable"].astype(np.float32), ytr)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "wearable.json")
+        clf.get_booster().save_model(path)
+        with open(path, encoding="utf-8") as f:
+            wearable_text = f.read()
+        booster = xgb.Booster(model_file=path)
+        booster.set_param({"nthread": 1})
+    p = xgb_proba(booster, xho["wearable"])
+    ref = clf.predict_proba(xho["wearable"].astype(np.float32))[:, 1]
+    assert np.max(np.abs(p - ref)) < 1e-6, "wearable"
+    assert np.array_equal(p.astype(np.float32),
+                          clf.get_booster().predict(
+                              xgb.DMatrix(xho["wearable"].astype(np.float32)))
+                          ), "wearable: the saved file predicts differently"
+    p_ho["wearable"] = p
+
+    for m in MODALITIES:
+        auc[m] = roc_auc_score(yho, p_ho[m])
+        skill[m] = prior_loss - log_loss(yho, p_ho[m], labels=[0, 1])
 
     top = max(skill.values())
     weights = {m: round(skill[m] / top, 2) for m in MODALITIES}
@@ -393,43 +657,53 @@ def main():
     fused_ho = sum(weights[m] * p_ho[m] for m in MODALITIES) / wsum
     fused_auc = roc_auc_score(yho, fused_ho)
 
+    v_ev, v_fit = written_values(xev), written_values(xfit)
     lines, present, num, den = draw_records(
-        xev, yev, np.random.default_rng(s_miss), "p", models, weights)
-    # A second labelled set, drawn like the first, for `latefuse fit`: combiners
-    # and calibrators are fitted on rows the modality models never saw.
-    s_fit, s_fit_miss = ss.spawn(2)
-    xfit, yfit = generate(np.random.default_rng(s_fit), N_FIT, imaging_w)
+        v_ev, yev, np.random.default_rng(s_miss), "p",
+        predict_all(models, booster, v_ev), weights,
+        np.random.default_rng(s_x_miss))
     fit_lines, _, _, _ = draw_records(
-        xfit, yfit, np.random.default_rng(s_fit_miss), "f", models, weights)
+        v_fit, yfit, np.random.default_rng(s_fit_miss), "f",
+        predict_all(models, booster, v_fit), weights,
+        np.random.default_rng(s_x_fit_miss))
     any_present = den > 0
     eval_auc = roc_auc_score(yev[any_present], num[any_present] / den[any_present])
 
-    for m in MODALITIES:
+    for m in LINEAR_MODALITIES:
         write_text(os.path.join(out, "models", m + ".json"),
                    dumps_json(models[m]) + "\n")
+    write_text(os.path.join(out, "models", "notes.json"),
+               export_dumps(models["notes"]))
+    write_text(os.path.join(out, "models", "wearable.json"), wearable_text)
     write_text(os.path.join(out, "data", "patients.jsonl"), "".join(lines))
     write_text(os.path.join(out, "data", "fit.jsonl"), "".join(fit_lines))
 
+    n_present = {m: int(present[m].sum()) for m in MODALITIES}
+    all_present = np.logical_and.reduce([present[m] for m in MODALITIES])
+    any_mod = np.logical_or.reduce([present[m] for m in MODALITIES])
+    n_all = int(np.sum(all_present))
+    n_none = int(np.sum(~any_mod))
+    pct = lambda k: "%.1f" % (100.0 * k / N_EVAL)  # noqa: E731
     write_text(os.path.join(out, "pipeline.yaml"), PIPELINE_TEMPLATE.format(
         skills=", ".join("%s %.3f" % (m, skill[m]) for m in MODALITIES),
-        w_vitals=weights["vitals"], w_labs=weights["labs"],
-        w_imaging=weights["imaging"]))
+        miss_notes=int(round(100 - 100.0 * n_present["notes"] / N_EVAL)),
+        miss_wearable=int(round(100 - 100.0 * n_present["wearable"] / N_EVAL)),
+        **{"w_" + m: weights[m] for m in MODALITIES}))
 
-    n_present = {m: int(present[m].sum()) for m in MODALITIES}
-    n_all = int(np.sum(present["vitals"] & present["labs"] & present["imaging"]))
-    n_none = int(np.sum(~(present["vitals"] | present["labs"] | present["imaging"])))
-    pct = lambda k: "%.1f" % (100.0 * k / N_EVAL)  # noqa: E731
     write_text(os.path.join(out, "README.md"), README_TEMPLATE.format(
         n_eval=N_EVAL, n_fit=N_FIT, prev_pct=int(round(100 * PREVALENCE)),
+        xgb_rounds=XGB_ROUNDS, xgb_depth=XGB_DEPTH,
+        note_example=next(t for t in v_ev["notes"]
+                          if any(c.isupper() for c in t)),
         p_nothing_pct="%.1f" % (100 * P_NOTHING), p_vitals=P_VITALS,
         p_labs0=P_LABS[0], p_labs1=P_LABS[1], p_img0=P_IMAGING[0],
-        p_img1=P_IMAGING[1],
-        pres_vitals=pct(n_present["vitals"]), pres_labs=pct(n_present["labs"]),
-        pres_imaging=pct(n_present["imaging"]), n_all=n_all, n_none=n_none,
+        p_img1=P_IMAGING[1], p_notes=P_NOTES, p_wearable=P_WEARABLE,
+        n_all=n_all, n_none=n_none,
         n_train=N_TRAIN, n_heldout=N_HELDOUT,
         model_rows="\n".join("| `%s` | %.3f | %.3f | %s |" % (
             m, auc[m], skill[m], weights[m]) for m in MODALITIES),
-        fused_auc="%.3f" % fused_auc, eval_auc="%.3f" % eval_auc))
+        fused_auc="%.3f" % fused_auc, eval_auc="%.3f" % eval_auc,
+        **{"pres_" + m: pct(n_present[m]) for m in MODALITIES}))
 
     print("make_demo: wrote %s" % out)
     print("  training %d, held-out %d (deteriorating %.1f%%), evaluation %d "
@@ -441,7 +715,7 @@ def main():
     print("  fused (weighted_mean, all present) held-out AUC %.3f" % fused_auc)
     print("  fused on patients.jsonl (%d rows with >= 1 modality) AUC %.3f"
           % (int(any_present.sum()), eval_auc))
-    print("  rows with all three %d, with none %d" % (n_all, n_none))
+    print("  rows with all five %d, with none %d" % (n_all, n_none))
     return 0
 
 

@@ -31,10 +31,14 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
 
-const std::vector<std::string> kModalities = {"vitals", "labs", "imaging"};
+const std::vector<std::string> kModalities = {"vitals", "labs", "imaging",
+                                              "notes", "wearable"};
 // The demo combiner's weights (configs/demo/pipeline.yaml).
-const std::map<std::string, double> kDemoWeights = {
-    {"vitals", 1.0}, {"labs", 0.69}, {"imaging", 0.7}};
+const std::map<std::string, double> kDemoWeights = {{"vitals", 1.0},
+                                                    {"labs", 0.69},
+                                                    {"imaging", 0.7},
+                                                    {"notes", 0.59},
+                                                    {"wearable", 0.44}};
 
 fs::path DemoDir() { return testing::SourceDir() / "configs/demo"; }
 fs::path DemoInput() { return DemoDir() / "data/patients.jsonl"; }
@@ -68,7 +72,7 @@ fs::path DemoPipeline(const testing::TempDir& dir) {
   EXPECT_EQ(
       ReplaceAll(yaml, "{model: models/",
                  absl::StrCat("{model: ", DemoDir().string(), "/models/")),
-      3);
+      5);
   return dir.Write("pipeline.yaml", yaml);
 }
 
@@ -318,7 +322,11 @@ TEST(CliTest, ValidatePrintsThePlan) {
     EXPECT_THAT(plan, HasSubstr(absl::StrCat("modality '", m, "'")));
   }
   EXPECT_THAT(plan, HasSubstr(absl::StrCat("modality 'vitals': dense 12")));
+  EXPECT_THAT(plan, HasSubstr(absl::StrCat("modality 'notes': text")));
+  EXPECT_THAT(plan, HasSubstr(absl::StrCat("modality 'wearable': dense 6")));
   EXPECT_THAT(plan, HasSubstr("plugin:  linear 1.1.0 (ABI "));
+  EXPECT_THAT(plan, HasSubstr("plugin:  tfidf_linear "));
+  EXPECT_THAT(plan, HasSubstr("plugin:  xgboost "));
   EXPECT_THAT(plan, HasSubstr("constraint '^1.0'"));
   EXPECT_THAT(plan, HasSubstr("plugin:  weighted_mean "));
   EXPECT_THAT(plan, HasSubstr(absl::StrCat("file:    ", linear.string())));
@@ -326,12 +334,12 @@ TEST(CliTest, ValidatePrintsThePlan) {
               HasSubstr(absl::StrCat("file:    ", weighted_mean.string())));
   EXPECT_THAT(plan, HasSubstr(absl::StrCat("sha256:  ", *linear_sha)));
   EXPECT_THAT(plan, HasSubstr(absl::StrCat("sha256:  ", *combiner_sha)));
-  // One "chosen:" per plugin: three models and the combiner.
+  // One "chosen:" per plugin: five models and the combiner.
   std::size_t chosen = 0;
   for (const std::string& line : Lines(plan)) {
     if (absl::StrContains(line, "chosen:  ")) ++chosen;
   }
-  EXPECT_EQ(chosen, 4u);
+  EXPECT_EQ(chosen, 6u);
 }
 
 TEST(CliTest, ValidateOfABrokenPipelineFileNamesFileLineColumnAndKey) {

@@ -22,8 +22,22 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kModalities = {"vitals", "labs", "imaging"};
-const std::vector<int> kSizes = {12, 8, 16};
+// The demo's modalities (configs/demo/stacking.yaml): name, input, plugin.
+struct Modality {
+  std::string name;
+  std::string input;
+  std::string plugin;
+};
+const std::vector<Modality> kDemo = {
+    {"vitals", "{kind: dense, size: 12}", "linear"},
+    {"labs", "{kind: dense, size: 8}", "linear"},
+    {"imaging", "{kind: dense, size: 16}", "linear"},
+    {"notes", "{kind: text}", "tfidf_linear"},
+    {"wearable", "{kind: dense, size: 6}", "xgboost"},
+};
+// Subsets with fewer rows than this are printed but not asserted on: a
+// 2-point accuracy gap is noise over a few dozen rows.
+constexpr std::size_t kMinRowsToAssert = 50;
 
 fs::path DemoDir() { return testing::SourceDir() / "configs/demo"; }
 
@@ -32,12 +46,11 @@ std::string StackingPipeline(const fs::path& model_file) {
       "apiVersion: latefuse/v1\nname: demo-stacking\nclasses: [stable, "
       "deteriorating]\nplugin_dirs: ['",
       testing::PluginDir().string(), "']\nmodalities:\n");
-  for (std::size_t k = 0; k < kModalities.size(); ++k) {
-    absl::StrAppend(
-        &yaml, "  - name: ", kModalities[k],
-        "\n    input: {kind: dense, size: ", kSizes[k],
-        "}\n    model: {plugin: linear, params: {model: '",
-        (DemoDir() / "models" / (kModalities[k] + ".json")).string(), "'}}\n");
+  for (const Modality& m : kDemo) {
+    absl::StrAppend(&yaml, "  - name: ", m.name, "\n    input: ", m.input,
+                    "\n    model: {plugin: ", m.plugin, ", params: {model: '",
+                    (DemoDir() / "models" / (m.name + ".json")).string(),
+                    "'}}\n");
   }
   absl::StrAppend(&yaml, "combiner:\n  plugin: stacking\n  params: {model: '",
                   model_file.string(),
@@ -92,12 +105,13 @@ TEST(DemoStackingTest, StackerIsNeverTwoPointsBelowTheBestPresentModality) {
     records.push_back(nlohmann::json::parse(line));
   }
 
-  std::cout << fmt::format("{:<24} {:>5} {:>8} {:>22}\n", "present", "rows",
+  std::cout << fmt::format("{:<38} {:>5} {:>8} {:>22}\n", "present", "rows",
                            "stacker", "best single");
-  for (unsigned mask = 1; mask < (1u << kModalities.size()); ++mask) {
+  std::size_t asserted = 0;
+  for (unsigned mask = 1; mask < (1u << kDemo.size()); ++mask) {
     std::vector<std::string> subset;
-    for (std::size_t k = 0; k < kModalities.size(); ++k) {
-      if (mask & (1u << k)) subset.push_back(kModalities[k]);
+    for (std::size_t k = 0; k < kDemo.size(); ++k) {
+      if (mask & (1u << k)) subset.push_back(kDemo[k].name);
     }
     // The rows that hold every modality of the subset, shown only those.
     std::vector<std::string> lines;
@@ -116,7 +130,7 @@ TEST(DemoStackingTest, StackerIsNeverTwoPointsBelowTheBestPresentModality) {
           nlohmann::json{{"id", record["id"]}, {"modalities", shown}}.dump());
       labels.push_back(record["label"]);
     }
-    ASSERT_GT(lines.size(), 100u) << absl::StrJoin(subset, "+");
+    ASSERT_GT(lines.size(), 0u) << absl::StrJoin(subset, "+");
     RunOptions options;
     options.output.per_modality = true;
     const std::vector<nlohmann::json> out =
@@ -139,12 +153,19 @@ TEST(DemoStackingTest, StackerIsNeverTwoPointsBelowTheBestPresentModality) {
       single[s] /= n;
       if (single[s] > single[best]) best = s;
     }
-    std::cout << fmt::format("{:<24} {:>5} {:>7.1f}% {:>12} {:>7.1f}%\n",
+    const bool checked = out.size() >= kMinRowsToAssert;
+    std::cout << fmt::format("{:<38} {:>5} {:>7.1f}% {:>12} {:>7.1f}%{}\n",
                              absl::StrJoin(subset, "+"), out.size(),
-                             100 * stacker, subset[best], 100 * single[best]);
+                             100 * stacker, subset[best], 100 * single[best],
+                             checked ? "" : "  (too few rows to assert)");
+    if (!checked) continue;
+    ++asserted;
     EXPECT_GE(stacker, single[best] - 0.02)
         << "present: " << absl::StrJoin(subset, "+");
   }
+  // Most subsets have enough rows: every single modality, every pair, and
+  // the larger subsets that are common in the demo.
+  EXPECT_GE(asserted, 20u);
 }
 
 }  // namespace

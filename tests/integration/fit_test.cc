@@ -23,16 +23,17 @@ using ::testing::HasSubstr;
 fs::path DemoDir() { return testing::SourceDir() / "configs/demo"; }
 fs::path DemoData() { return DemoDir() / "data/patients.jsonl"; }
 
-// The demo's three models with `calibrations` for vitals and labs (YAML flow
-// mappings, or "" for none) and `combiner`.
+// The demo's five models (configs/demo/pipeline.yaml) with `calibrations` for
+// vitals and labs (YAML flow mappings, or "" for none) and `combiner`.
 std::string Pipeline(const std::string& vitals_calibration,
                      const std::string& labs_calibration,
                      const std::string& combiner) {
-  auto modality = [](const std::string& name, int size,
+  auto modality = [](const std::string& name, const std::string& input,
+                     const std::string& plugin,
                      const std::string& calibration) {
     return absl::StrCat(
-        "  - name: ", name, "\n    input: {kind: dense, size: ", size,
-        "}\n    model: {plugin: linear, params: {model: '",
+        "  - name: ", name, "\n    input: ", input,
+        "\n    model: {plugin: ", plugin, ", params: {model: '",
         (DemoDir() / "models" / (name + ".json")).string(), "'}}\n",
         calibration.empty()
             ? ""
@@ -42,8 +43,12 @@ std::string Pipeline(const std::string& vitals_calibration,
       "apiVersion: latefuse/v1\nname: fit-test\nclasses: [stable, "
       "deteriorating]\nplugin_dirs: ['",
       testing::PluginDir().string(), "']\nmodalities:\n",
-      modality("vitals", 12, vitals_calibration),
-      modality("labs", 8, labs_calibration), modality("imaging", 16, ""),
+      modality("vitals", "{kind: dense, size: 12}", "linear",
+               vitals_calibration),
+      modality("labs", "{kind: dense, size: 8}", "linear", labs_calibration),
+      modality("imaging", "{kind: dense, size: 16}", "linear", ""),
+      modality("notes", "{kind: text}", "tfidf_linear", ""),
+      modality("wearable", "{kind: dense, size: 6}", "xgboost", ""),
       "combiner: ", combiner, "\n");
 }
 
@@ -120,9 +125,11 @@ TEST(FitTest, FittedCalibrationsAreWrittenAndThenAppliedByRun) {
     platt->Apply(p, 1);
     EXPECT_NEAR(a[i]["modalities"]["vitals"]["deteriorating"].get<double>(),
                 p[1], 1e-12);
-    // imaging has no calibration: untouched.
-    if (b[i]["modalities"].contains("imaging")) {
-      EXPECT_EQ(a[i]["modalities"]["imaging"], b[i]["modalities"]["imaging"]);
+    // imaging, notes and wearable have no calibration: untouched.
+    for (const char* m : {"imaging", "notes", "wearable"}) {
+      if (b[i]["modalities"].contains(m)) {
+        EXPECT_EQ(a[i]["modalities"][m], b[i]["modalities"][m]) << m;
+      }
     }
     ++compared;
   }
