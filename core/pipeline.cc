@@ -19,7 +19,9 @@ void AppendPlugin(std::string& out, const PluginRef& ref,
                   "\n");
   absl::StrAppend(&out, "    file:    ", plugin.plugin.path.string(), "\n");
   absl::StrAppend(&out, "    sha256:  ", plugin.plugin.sha256,
-                  ref.sha256.empty() ? " (not pinned)" : " (pinned, matches)",
+                  ref.sha256.empty()      ? " (not pinned)"
+                  : ref.lock_file.empty() ? " (pinned, matches)"
+                                          : " (locked, matches)",
                   "\n");
   absl::StrAppend(&out, "    chosen:  ", plugin.reason, "\n");
   absl::StrAppend(&out, "    params:  ", ref.params_json, "\n");
@@ -77,6 +79,12 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Load(PipelineConfig config,
         pipeline->combiner_,
         CombinerInstance::Create(pipeline->combiner_plugin_, c));
   }
+  for (std::size_t k = 0; k < c.modalities.size(); ++k) {
+    pipeline->plugins_.emplace_back(ModelRoleKey(c.modalities[k].name),
+                                    &pipeline->modalities_[k].plugin);
+  }
+  pipeline->plugins_.emplace_back(kCombinerRoleKey,
+                                  &pipeline->combiner_plugin_);
   return pipeline;
 }
 

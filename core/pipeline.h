@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -50,6 +51,11 @@ class Pipeline {
   bool has_combiner() const { return combiner_ != nullptr; }
   CombinerInstance& combiner() { return *combiner_; }
   const ResolvedPlugin& combiner_plugin() const { return combiner_plugin_; }
+  // Every plugin loaded, by role key (ForEachPluginRef's order and keys).
+  const std::vector<std::pair<std::string, const ResolvedPlugin*>>& plugins()
+      const {
+    return plugins_;
+  }
 
   // The resolved plan: each plugin with its version, file, hash and why it was
   // chosen.
@@ -62,6 +68,7 @@ class Pipeline {
   std::vector<Modality> modalities_;
   ResolvedPlugin combiner_plugin_;
   std::unique_ptr<CombinerInstance> combiner_;
+  std::vector<std::pair<std::string, const ResolvedPlugin*>> plugins_;
 };
 
 }  // namespace latefuse

@@ -1017,6 +1017,10 @@ std::string_view TaskName(Task task) {
   return "unknown";
 }
 
+std::string ModelRoleKey(std::string_view modality) {
+  return absl::StrCat("modalities.", std::string(modality), ".model");
+}
+
 std::size_t ValuesPerRow(const PipelineConfig& config) {
   return config.task == Task::kRegression ? 2 : config.classes.size();
 }

@@ -73,6 +73,9 @@ struct PluginRef {
   // fit` hands the combiner's fit; absent when the pipeline does not train it.
   std::optional<std::string> fit_json;
   SourceLocation location;  // of the `model:` / `combiner:` value
+  // Set by ApplyLock (lock.h): the lock file that fixed `constraint` to one
+  // version and `sha256` to that artefact's hash.
+  std::filesystem::path lock_file;
 };
 
 // A modality's `calibration:`: a calibrator applied to its model's
@@ -115,6 +118,22 @@ struct PipelineConfig {
   PluginRef combiner;
   PolicyConfig policy;
 };
+
+// Keys naming the role of each plugin a pipeline uses, as lock files and
+// plans name them: "modalities.<name>.model" and "combiner".
+std::string ModelRoleKey(std::string_view modality);
+inline constexpr char kCombinerRoleKey[] = "combiner";
+
+// Calls f(role_key, ref) for every plugin reference in `config`, modalities in
+// order, then the combiner. `Config` is PipelineConfig or const
+// PipelineConfig.
+template <typename Config, typename F>
+void ForEachPluginRef(Config& config, F&& f) {
+  for (auto& modality : config.modalities) {
+    f(ModelRoleKey(modality.name), modality.model);
+  }
+  f(std::string(kCombinerRoleKey), config.combiner);
+}
 
 // Values per row in the buffers models and the combiner write: the number of
 // classes, or 2 for regression (prediction, variance).

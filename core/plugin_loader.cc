@@ -1,23 +1,17 @@
 #include "core/plugin_loader.h"
 
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
-#include <cerrno>
-#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
-#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/host_api.h"
-#include "core/sha256.h"
+#include "core/registry.h"
 #include "core/status_macros.h"
 #include "fmt/format.h"
 
@@ -27,23 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kNewerEntrySymbol[] = "latefuse_plugin_v2";
-
-// An open file descriptor, closed on scope exit.
-class Descriptor {
- public:
-  explicit Descriptor(int fd) : fd_(fd) {}
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  ~Descriptor() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-  // Keeps the descriptor open for the life of the process.
-  void Keep() { fd_ = -1; }
-
- private:
-  int fd_;
-};
 
 // The libraries ever loaded. Never unloaded: plugins' code and descriptors must
 // outlive every instance, and RTLD_NODELETE keeps them mapped even past a
@@ -58,62 +35,9 @@ Libraries& AllLibraries() {
   return *libraries;
 }
 
-std::string Mode(mode_t mode) { return fmt::format("{:04o}", mode & 07777); }
-
-bool IsUnder(const fs::path& path, const fs::path& dir) {
-  auto p = path.begin();
-  for (auto d = dir.begin(); d != dir.end(); ++d, ++p) {
-    if (d->empty()) continue;  // a trailing separator
-    if (p == path.end() || *p != *d) return false;
-  }
-  return true;
-}
-
-// Checks 2 and 3 on an opened file, 4 to 6 on loading it. `prefix` names plugin
-// and path.
-absl::StatusOr<LoadedPlugin> OpenAndLoad(const fs::path& canonical,
-                                         const std::string& pin,
-                                         const std::string& prefix) {
-  // 2. A regular file that nobody else can write, in a directory nobody else
-  // can write.
-  Descriptor file(open(canonical.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (file.get() < 0) {
-    return absl::NotFoundError(
-        absl::StrCat(prefix, "cannot open: ", strerror(errno)));
-  }
-  struct stat st {};
-  if (fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(prefix, "not a regular file"));
-  }
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(prefix, "writable by group or others (mode ",
-                     Mode(st.st_mode), "); refusing to load it (chmod go-w)"));
-  }
-  struct stat dir_st {};
-  const fs::path dir = canonical.parent_path();
-  if (stat(dir.c_str(), &dir_st) != 0) {
-    return absl::NotFoundError(
-        absl::StrCat(prefix, "cannot stat its directory '", dir.string(),
-                     "': ", strerror(errno)));
-  }
-  if ((dir_st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        prefix, "its directory '", dir.string(),
-        "' is writable by group or others (mode ", Mode(dir_st.st_mode),
-        "); refusing to load from it (chmod go-w)"));
-  }
-
-  // 3. The bytes we load are the bytes we hash: both go through this
-  // descriptor.
-  LATEFUSE_ASSIGN_OR_RETURN(std::string sha256, Sha256OfDescriptor(file.get()));
-  if (!pin.empty() && sha256 != pin) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(prefix, "sha256 mismatch: the pipeline pins ", pin,
-                     ", the file has ", sha256));
-  }
-
+// Checks 4 to 6 on a library file that passed checks 1 to 3. `prefix` names
+// plugin and path.
+absl::StatusOr<LoadedPlugin> Load(LibraryFile file, const std::string& prefix) {
   // 4. Load, under one mutex, never to be unloaded. dlopen gets
   // /proc/self/fd/N, so the file loaded is the one checked and hashed. The
   // descriptor stays open for good: the loader knows libraries by name, and a
@@ -124,7 +48,7 @@ absl::StatusOr<LoadedPlugin> OpenAndLoad(const fs::path& canonical,
   boost::dll::fs::error_code error;
   const auto mode = static_cast<boost::dll::load_mode::type>(
       RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-  library.load(fmt::format("/proc/self/fd/{}", file.get()), mode, error);
+  library.load(fmt::format("/proc/self/fd/{}", file.fd()), mode, error);
   if (error || !library.is_loaded()) {
     const char* why = dlerror();
     return absl::FailedPreconditionError(absl::StrCat(
@@ -160,20 +84,12 @@ absl::StatusOr<LoadedPlugin> OpenAndLoad(const fs::path& canonical,
     return absl::FailedPreconditionError(absl::StrCat(
         prefix, "descriptor too small to be a latefuse descriptor"));
   }
-  if (descriptor->abi_major != LATEFUSE_ABI_MAJOR) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(prefix, "built for ABI ", descriptor->abi_major, ".",
-                     descriptor->abi_minor, ", but this host speaks ABI ",
-                     LATEFUSE_ABI_MAJOR, ".", LATEFUSE_ABI_MINOR));
+  if (std::optional<std::string> problem =
+          AbiProblem(descriptor->abi_major, descriptor->abi_minor)) {
+    return absl::FailedPreconditionError(absl::StrCat(prefix, *problem));
   }
-  if (descriptor->abi_minor > LATEFUSE_ABI_MINOR) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        prefix, "built for ABI ", descriptor->abi_major, ".",
-        descriptor->abi_minor, ", newer than this host's ", LATEFUSE_ABI_MAJOR,
-        ".", LATEFUSE_ABI_MINOR,
-        "; upgrade latefuse or rebuild the plugin against an older SDK"));
-  }
-  return LoadedPlugin{canonical, std::move(sha256), descriptor, Version{}};
+  return LoadedPlugin{file.path(), file.sha256(), descriptor, Version{},
+                      std::nullopt};
 }
 
 // The descriptor's own sanity: complete, named, versioned, with its kind's
@@ -227,100 +143,90 @@ absl::Status CheckDescriptor(LoadedPlugin& plugin, const std::string& prefix) {
   return absl::OkStatus();
 }
 
-std::string Prefix(const std::string& name, const fs::path& path) {
-  return absl::StrCat("plugin '", name, "' (", path.string(), "): ");
+std::string PinSource(const PluginRef& ref) {
+  return ref.lock_file.empty()
+             ? std::string("the pipeline")
+             : absl::StrCat("the lock file '", ref.lock_file.string(), "'");
 }
 
-// A file that may hold the plugin, with the version its folder promises, if
-// any.
-struct Candidate {
-  fs::path path;
-  std::optional<Version> folder_version;
-  std::size_t dir_index;
-};
-
-std::vector<Candidate> FindCandidates(
-    const std::string& name, const std::vector<fs::path>& plugin_dirs) {
-  std::vector<Candidate> found;
-  const std::string file_names[] = {absl::StrCat(name, ".so"),
-                                    absl::StrCat("lib", name, ".so")};
-  for (std::size_t i = 0; i < plugin_dirs.size(); ++i) {
-    std::error_code ec;
-    const fs::path artefacts = plugin_dirs[i] / std::string(name);
-    if (fs::is_directory(artefacts, ec)) {
-      for (const fs::directory_entry& entry :
-           fs::directory_iterator(artefacts, ec)) {
-        absl::StatusOr<Version> version =
-            ParseVersion(entry.path().filename().string());
-        if (!version.ok() || !entry.is_directory(ec)) continue;
-        for (const std::string& file_name : file_names) {
-          if (fs::exists(entry.path() / file_name, ec)) {
-            found.push_back({entry.path() / file_name, *version, i});
-            break;
-          }
-        }
-      }
-    }
-    const fs::path bare = plugin_dirs[i] / file_names[0];
-    if (fs::exists(bare, ec)) found.push_back({bare, std::nullopt, i});
-  }
-  return found;
-}
-
-// Picks the highest folder version satisfying the constraint, else the first
-// bare file.
-absl::StatusOr<std::pair<Candidate, std::string>> Choose(
+// Picks the artefact to load: the highest folder version that satisfies the
+// constraint and whose manifest says this host speaks its ABI (else the
+// highest that satisfies it, to be refused with the reason), else the first
+// bare library. The string says why, for the plan.
+absl::StatusOr<std::pair<Artefact, std::string>> Choose(
     const PluginRef& ref, const std::vector<fs::path>& plugin_dirs) {
-  std::vector<Candidate> candidates = FindCandidates(ref.plugin, plugin_dirs);
+  std::vector<Artefact> artefacts = FindArtefacts(plugin_dirs, ref.plugin);
   const std::string constraint =
       ref.version.empty() ? "any version" : ref.version;
-  const Candidate* best = nullptr;
-  std::vector<std::string> rejected;
-  std::size_t folders = 0;  // bare files are candidates too, but no folders
-  for (const Candidate& c : candidates) {
-    if (!c.folder_version) continue;
+  const Artefact* best = nullptr;          // loadable, by its manifest
+  const Artefact* best_refused = nullptr;  // satisfies, but a newer ABI
+  std::vector<std::string> rejected;       // versions not satisfying
+  std::vector<std::string> notes;          // folders skipped, and why
+  std::size_t folders = 0;
+  for (const Artefact& a : artefacts) {
+    if (a.bare()) continue;
     ++folders;
-    if (!ref.constraint.Matches(*c.folder_version)) {
-      rejected.push_back(c.folder_version->ToString());
-    } else if (best == nullptr || *best->folder_version < *c.folder_version) {
-      best = &c;
+    if (!a.manifest.ok()) {
+      notes.push_back(absl::StrCat(
+          a.version->ToString(), " ignored: ", a.manifest.status().message()));
+      continue;
     }
+    if (!ref.constraint.Matches(*a.version)) {
+      rejected.push_back(a.version->ToString());
+      continue;
+    }
+    const Artefact*& slot =
+        AbiProblem(a.manifest->abi_major, a.manifest->abi_minor) ? best_refused
+                                                                 : best;
+    if (slot == nullptr || *slot->version < *a.version) slot = &a;
   }
+  if (best_refused != nullptr &&
+      (best == nullptr || *best->version < *best_refused->version)) {
+    notes.push_back(
+        absl::StrCat(best_refused->version->ToString(), " skipped: ",
+                     *AbiProblem(best_refused->manifest->abi_major,
+                                 best_refused->manifest->abi_minor)));
+  }
+  const std::string skipped =
+      notes.empty() ? "" : absl::StrCat("; ", absl::StrJoin(notes, "; "));
+  if (best == nullptr) best = best_refused;  // refused with its reason
   if (best != nullptr) {
-    return std::make_pair(
-        *best,
-        fmt::format(
-            "highest version satisfying {} among {} artefact folder(s) in "
-            "plugin_dirs[{}]",
-            constraint, folders, best->dir_index));
+    std::string reason =
+        ref.lock_file.empty()
+            ? fmt::format(
+                  "highest version satisfying {} among {} artefact "
+                  "folder(s) in plugin_dirs[{}]{}",
+                  constraint, folders, best->dir_index, skipped)
+            : fmt::format("locked by '{}' in plugin_dirs[{}]",
+                          ref.lock_file.string(), best->dir_index);
+    return std::make_pair(*best, std::move(reason));
   }
-  for (const Candidate& c : candidates) {
-    if (!c.folder_version) {
-      return std::make_pair(
-          c,
-          fmt::format(
-              "bare {}.so in plugin_dirs[{}]{}; its version is checked against "
-              "{} once loaded",
-              ref.plugin, c.dir_index,
-              rejected.empty() ? ""
-                               : absl::StrCat(" (artefact versions ",
-                                              absl::StrJoin(rejected, ", "),
-                                              " do not satisfy it)"),
-              constraint));
-    }
+  for (const Artefact& a : artefacts) {
+    if (!a.bare()) continue;
+    return std::make_pair(
+        a, fmt::format(
+               "bare {}.so in plugin_dirs[{}]{}; its version is checked "
+               "against {} once loaded{}",
+               ref.plugin, a.dir_index,
+               rejected.empty() ? ""
+                                : absl::StrCat(" (artefact versions ",
+                                               absl::StrJoin(rejected, ", "),
+                                               " do not satisfy it)"),
+               constraint, skipped));
+  }
+  if (!rejected.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "plugin '", ref.plugin, "': no version satisfies ", constraint,
+        " (found ", absl::StrJoin(rejected, ", "), ")", skipped));
   }
   std::vector<std::string> dirs;
   for (const fs::path& dir : plugin_dirs)
     dirs.push_back(absl::StrCat("'", dir.string(), "'"));
-  if (!rejected.empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        "plugin '", ref.plugin, "': no version satisfies ", constraint,
-        " (found ", absl::StrJoin(rejected, ", "), ")"));
-  }
-  return absl::NotFoundError(absl::StrCat(
-      "plugin '", ref.plugin, "': not found in plugin_dirs (",
-      absl::StrJoin(dirs, ", "), "); looked for <dir>/", ref.plugin,
-      "/<version>/", ref.plugin, ".so and <dir>/", ref.plugin, ".so"));
+  return absl::NotFoundError(
+      absl::StrCat("plugin '", ref.plugin, "': not found in plugin_dirs (",
+                   absl::StrJoin(dirs, ", "), "); looked for <dir>/",
+                   ref.plugin, "/<version>/", kManifestFileName, " and <dir>/",
+                   ref.plugin, ".so", skipped));
 }
 
 }  // namespace
@@ -339,66 +245,82 @@ const char* PluginKindName(int32_t kind) {
 absl::StatusOr<ResolvedPlugin> ResolvePlugin(
     const PluginRef& ref, LfPluginKind kind, const std::string& role,
     const std::vector<fs::path>& plugin_dirs) {
-  LATEFUSE_ASSIGN_OR_RETURN(auto choice, Choose(ref, plugin_dirs));
-  auto& [candidate, reason] = choice;
-  const std::string prefix = Prefix(ref.plugin, candidate.path);
-
-  // 1. The file, symlinks resolved, lies under a directory the pipeline allows.
-  std::error_code ec;
-  const fs::path canonical = fs::canonical(candidate.path, ec);
-  if (ec) {
-    return absl::NotFoundError(
-        absl::StrCat(prefix, "cannot resolve path: ", ec.message()));
+  absl::StatusOr<std::pair<Artefact, std::string>> choice =
+      Choose(ref, plugin_dirs);
+  if (!choice.ok() && !ref.lock_file.empty()) {
+    return absl::Status(
+        choice.status().code(),
+        absl::StrCat(choice.status().message(), "; the lock file '",
+                     ref.lock_file.string(),
+                     "' asks for exactly this artefact "
+                     "(",
+                     ref.constraint.ToString(), ", sha256 ", ref.sha256, ")"));
   }
-  bool allowed = false;
-  for (const fs::path& dir : plugin_dirs) {
-    const fs::path canonical_dir = fs::canonical(dir, ec);
-    if (!ec && IsUnder(canonical, canonical_dir)) allowed = true;
-  }
-  if (!allowed) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(prefix, "resolves to '", canonical.string(),
-                     "', which lies outside the pipeline's plugin_dirs"));
+  if (!choice.ok()) return choice.status();
+  auto& [artefact, reason] = *choice;
+  const std::string prefix = PluginPrefix(ref.plugin, artefact.library());
+  const auto wrong_kind = [&](int32_t actual) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(prefix, "is a ", PluginKindName(actual),
+                     " plugin, but the pipeline uses it as the ", role,
+                     ", which needs a ", PluginKindName(kind)));
+  };
+  // The manifest already tells whether the role fits, before any code runs.
+  if (!artefact.bare() && artefact.manifest.ok() &&
+      artefact.manifest->kind != kind) {
+    return wrong_kind(artefact.manifest->kind);
   }
 
-  LATEFUSE_ASSIGN_OR_RETURN(LoadedPlugin plugin,
-                            OpenAndLoad(canonical, ref.sha256, prefix));
+  // Checks 1-3, and the manifest's hash and ABI.
+  LATEFUSE_ASSIGN_OR_RETURN(
+      LibraryFile file,
+      OpenArtefact(artefact, Pin{ref.sha256, PinSource(ref)}, plugin_dirs));
+  LATEFUSE_ASSIGN_OR_RETURN(LoadedPlugin plugin, Load(std::move(file), prefix));
 
-  // 7. The descriptor fits the role the pipeline gives it.
+  // 7. The descriptor fits the role the pipeline gives it, and its manifest.
   LATEFUSE_RETURN_IF_ERROR(CheckDescriptor(plugin, prefix));
   const LfPluginDescriptor* d = plugin.descriptor;
-  if (d->kind != kind) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(prefix, "is a ", PluginKindName(d->kind),
-                     " plugin, but the pipeline uses ", "it as the ", role,
-                     ", which needs a ", PluginKindName(kind)));
-  }
+  if (d->kind != kind) return wrong_kind(d->kind);
   if (ref.plugin != d->name) {
     return absl::FailedPreconditionError(
         absl::StrCat(prefix, "the library calls itself '", d->name, "'"));
   }
-  if (candidate.folder_version && *candidate.folder_version != plugin.version) {
+  if (!artefact.bare() && *artefact.version != plugin.version) {
     return absl::FailedPreconditionError(absl::StrCat(
         prefix, "declares version ", d->version, " but lies in the folder of ",
-        candidate.folder_version->ToString()));
+        artefact.version->ToString()));
+  }
+  if (!artefact.bare() && (artefact.manifest->kind != d->kind ||
+                           artefact.manifest->abi_major != d->abi_major ||
+                           artefact.manifest->abi_minor != d->abi_minor)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        prefix, "its manifest says ", PluginKindName(artefact.manifest->kind),
+        " ABI ", artefact.manifest->abi_major, ".",
+        artefact.manifest->abi_minor, " but the library is a ",
+        PluginKindName(d->kind), " of ABI ", d->abi_major, ".", d->abi_minor));
   }
   if (!ref.constraint.Matches(plugin.version)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        prefix, "version ", d->version,
-        " does not satisfy the pipeline's constraint '", ref.version, "'"));
+        prefix, "version ", d->version, " does not satisfy ",
+        ref.lock_file.empty()
+            ? absl::StrCat("the pipeline's constraint '", ref.version, "'")
+            : absl::StrCat("the lock file '", ref.lock_file.string(),
+                           "', which fixes ", ref.constraint.ToString())));
   }
+  if (!artefact.bare()) plugin.manifest = *artefact.manifest;
   return ResolvedPlugin{std::move(plugin), std::move(reason)};
 }
 
 absl::StatusOr<LoadedPlugin> LoadPluginFile(const fs::path& path) {
   std::error_code ec;
   const fs::path canonical = fs::canonical(path, ec);
-  const std::string prefix = Prefix(path.stem().string(), path);
+  const std::string prefix = PluginPrefix(path.stem().string(), path);
   if (ec)
     return absl::NotFoundError(
         absl::StrCat(prefix, "cannot resolve path: ", ec.message()));
-  LATEFUSE_ASSIGN_OR_RETURN(LoadedPlugin plugin,
-                            OpenAndLoad(canonical, "", prefix));
+  LATEFUSE_ASSIGN_OR_RETURN(LibraryFile file,
+                            LibraryFile::Open(canonical, prefix));
+  LATEFUSE_ASSIGN_OR_RETURN(LoadedPlugin plugin, Load(std::move(file), prefix));
   LATEFUSE_RETURN_IF_ERROR(CheckDescriptor(plugin, prefix));
   return plugin;
 }

@@ -18,12 +18,14 @@
 #include <latefuse/plugin.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/pipeline_config.h"
+#include "core/registry.h"
 #include "core/semver.h"
 
 namespace latefuse {
@@ -35,6 +37,8 @@ struct LoadedPlugin {
   std::string sha256;          // of the bytes loaded, lowercase hex
   const LfPluginDescriptor* descriptor = nullptr;
   Version version;  // parsed from descriptor->version
+  // The artefact folder's manifest; nullopt for a bare library.
+  std::optional<Manifest> manifest;
 };
 
 // A plugin chosen for a role in a pipeline, with the reason it was chosen.
@@ -44,8 +48,12 @@ struct ResolvedPlugin {
 };
 
 // Finds `ref.plugin` in `plugin_dirs` (artefact folders <dir>/<name>/<version>/
-// holding <name>.so or lib<name>.so, and bare <dir>/<name>.so), picks the
-// highest version that satisfies the constraint, and loads it with checks 1-7.
+// with a manifest.json naming the library, and bare <dir>/<name>.so), picks
+// the highest version that satisfies the constraint (read from the manifests,
+// without running plugin code), and loads it with checks 1-7, plus the
+// manifest's: the library's sha256 is the manifest's, its ABI is one this host
+// speaks, and the descriptor agrees with it. A PluginRef pinned by a lock file
+// (see lock.h) says so in messages.
 // `role` names the use in messages
 // ("model of modality 'vitals'", "combiner").
 absl::StatusOr<ResolvedPlugin> ResolvePlugin(

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/host_api.h"
+#include "core/sha256.h"
 #include "gtest/gtest.h"
 
 namespace latefuse::testing {
@@ -18,6 +19,62 @@ fs::path SourceDir() { return LATEFUSE_SOURCE_DIR; }
 fs::path PluginDir() { return LATEFUSE_PLUGIN_DIR; }
 fs::path TestPluginDir() { return LATEFUSE_TEST_PLUGIN_DIR; }
 fs::path CliPath() { return LATEFUSE_CLI; }
+
+namespace {
+
+fs::path BuiltLibrary(const fs::path& dir, const std::string& name) {
+  const std::string file = name + ".so";
+  std::error_code ec;
+  for (const fs::directory_entry& folder :
+       fs::directory_iterator(dir / name, ec)) {
+    if (fs::exists(folder.path() / file)) return folder.path() / file;
+  }
+  EXPECT_TRUE(fs::exists(dir / file))
+      << "no built plugin " << name << " in " << dir;
+  return dir / file;
+}
+
+}  // namespace
+
+fs::path PluginFile(const std::string& name) {
+  return BuiltLibrary(PluginDir(), name);
+}
+fs::path TestPluginFile(const std::string& name) {
+  return BuiltLibrary(TestPluginDir(), name);
+}
+
+fs::path InstallArtefact(const fs::path& dir, const fs::path& library,
+                         const ArtefactSpec& spec) {
+  const fs::path folder = dir / spec.name / spec.version;
+  fs::create_directories(folder);
+  for (fs::path d = folder; d != dir.parent_path() && d.has_relative_path();
+       d = d.parent_path()) {
+    fs::permissions(d, fs::perms(0755));
+  }
+  const fs::path to = folder / (spec.name + ".so");
+  // A new file, never rewritten in place: a library already loaded from `to`
+  // stays mapped, and overwriting its pages would crash the process.
+  fs::remove(to);
+  fs::copy_file(library, to);
+  fs::permissions(to, fs::perms(0755));
+  absl::StatusOr<std::string> sha256 = Sha256OfFile(to.string());
+  EXPECT_TRUE(sha256.ok()) << sha256.status();
+  nlohmann::json manifest = {
+      {"format", "latefuse.manifest/v1"},
+      {"name", spec.name},
+      {"version", spec.version},
+      {"kind", spec.kind},
+      {"abi", {{"major", spec.abi_major}, {"minor", spec.abi_minor}}},
+      {"library", spec.name + ".so"},
+      {"sha256", sha256.value_or("")},
+      {"description", "installed by a test"},
+      {"license", "Apache-2.0"},
+      {"build", "test"},
+      {"input", nullptr},
+      {"classes", nullptr}};
+  std::ofstream(folder / "manifest.json") << manifest.dump(2) << "\n";
+  return to;
+}
 
 TempDir::TempDir() {
   std::string pattern =

@@ -29,6 +29,28 @@ std::filesystem::path PluginDir();
 std::filesystem::path TestPluginDir();
 std::filesystem::path CliPath();
 
+// The built library of plugin `name` in PluginDir() (TestPluginDir()): the one
+// <name>/<version>/<name>.so latefuse_add_plugin laid out, or a bare
+// <name>.so. Fails the test when there is none.
+std::filesystem::path PluginFile(const std::string& name);
+std::filesystem::path TestPluginFile(const std::string& name);
+
+// What an artefact folder's manifest says about its library.
+struct ArtefactSpec {
+  std::string name;
+  std::string version;
+  std::string kind = "model";
+  int abi_major = LATEFUSE_ABI_MAJOR;
+  int abi_minor = LATEFUSE_ABI_MINOR;
+};
+
+// Lays out dir/<name>/<version>/ as latefuse_add_plugin does: a copy of
+// `library` as <name>.so and a manifest.json with its sha256 (folders 0755,
+// file 0755). Returns the library's path.
+std::filesystem::path InstallArtefact(const std::filesystem::path& dir,
+                                      const std::filesystem::path& library,
+                                      const ArtefactSpec& spec);
+
 // A fresh folder (mode 0755), removed with its contents at scope exit.
 class TempDir {
  public:

@@ -3,15 +3,22 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_split.h"
 #include "core/fit.h"
+#include "core/lock.h"
 #include "core/pipeline.h"
 #include "core/pipeline_config.h"
 #include "core/plugin_loader.h"
+#include "core/registry.h"
 #include "core/run.h"
 #include "fmt/format.h"
 
@@ -23,15 +30,18 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-absl::StatusOr<std::unique_ptr<Pipeline>> LoadPipeline(
-    const std::string& path, LoadMode mode = LoadMode::kRun) {
-  absl::StatusOr<PipelineConfig> config = LoadPipelineFile(path);
-  if (!config.ok()) return config.status();
-  return Pipeline::Load(*std::move(config), mode);
+// Adds `--lock FILE` to a command that loads a pipeline.
+void AddLockOption(CLI::App& command, std::string& lock) {
+  command
+      .add_option("--lock", lock,
+                  "Load exactly the plugins this lock file (from `latefuse "
+                  "lock`) names, refusing any other version or hash")
+      ->check(CLI::ExistingFile);
 }
 
 struct RunArgs {
   std::string pipeline;
+  std::string lock;
   std::string input = "-";
   std::string output = "-";
   std::size_t batch_size = 256;
@@ -43,7 +53,7 @@ struct RunArgs {
 
 int Run(const RunArgs& args) {
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
-      LoadPipeline(args.pipeline);
+      LoadPipeline(args.pipeline, args.lock);
   if (!pipeline.ok()) return Fail(pipeline.status());
   std::ifstream in_file;
   std::istream* in = &std::cin;
@@ -89,7 +99,7 @@ struct FitArgs {
 
 int Fit(const FitArgs& args) {
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
-      LoadPipeline(args.pipeline, LoadMode::kFit);
+      LoadPipeline(args.pipeline, "", LoadMode::kFit);
   if (!pipeline.ok()) return Fail(pipeline.status());
   FitOptions options;
   options.data = args.data;
@@ -115,10 +125,107 @@ int Fit(const FitArgs& args) {
   return 0;
 }
 
-int Validate(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline = LoadPipeline(path);
+int Validate(const std::string& path, const std::string& lock) {
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline = LoadPipeline(path, lock);
   if (!pipeline.ok()) return Fail(pipeline.status());
   fmt::print("{}", (*pipeline)->Plan());
+  return 0;
+}
+
+int Lock(const std::string& path, std::string out) {
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline = LoadPipeline(path, "");
+  if (!pipeline.ok()) return Fail(pipeline.status());
+  if (out.empty()) out = DefaultLockPath(path).string();
+  const absl::Status written = WriteLockFile(**pipeline, out);
+  if (!written.ok()) return Fail(written);
+  for (const auto& [role, resolved] : (*pipeline)->plugins()) {
+    fmt::print("{:<28} {} {}  sha256 {}\n", role,
+               resolved->plugin.descriptor->name,
+               resolved->plugin.version.ToString(), resolved->plugin.sha256);
+  }
+  fmt::print(stderr, "latefuse: locked {} plugins in {}\n",
+             (*pipeline)->plugins().size(), out);
+  return 0;
+}
+
+struct ListArgs {
+  std::vector<std::string> dirs;
+  std::string pipeline;
+  bool json = false;
+};
+
+// The folders `plugins list` looks in: --dir, else the pipeline's plugin_dirs,
+// else $LATEFUSE_PLUGIN_PATH.
+absl::StatusOr<std::vector<std::filesystem::path>> ListDirs(
+    const ListArgs& args) {
+  std::vector<std::filesystem::path> dirs(args.dirs.begin(), args.dirs.end());
+  if (!args.pipeline.empty()) {
+    absl::StatusOr<PipelineConfig> config = LoadPipelineFile(args.pipeline);
+    if (!config.ok()) return config.status();
+    dirs.insert(dirs.end(), config->plugin_dirs.begin(),
+                config->plugin_dirs.end());
+  }
+  if (dirs.empty()) {
+    const char* path = std::getenv("LATEFUSE_PLUGIN_PATH");
+    for (const absl::string_view dir :
+         absl::StrSplit(path == nullptr ? "" : path, ':', absl::SkipEmpty())) {
+      dirs.emplace_back(std::string(dir));
+    }
+  }
+  if (dirs.empty()) {
+    return absl::InvalidArgumentError(
+        "no plugin folder to list: give --dir DIR, --pipeline FILE (its "
+        "plugin_dirs), or set LATEFUSE_PLUGIN_PATH");
+  }
+  return dirs;
+}
+
+int List(const ListArgs& args) {
+  absl::StatusOr<std::vector<std::filesystem::path>> dirs = ListDirs(args);
+  if (!dirs.ok()) return Fail(dirs.status());
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  const std::vector<Artefact> artefacts = FindArtefacts(*dirs);
+  for (std::size_t i = 0; i < dirs->size(); ++i) {
+    if (!args.json) {
+      fmt::print("{}:\n  {:<18} {:<10} {:<9} {:<4} {}\n", (*dirs)[i].string(),
+                 "NAME", "VERSION", "KIND", "ABI", "LOADABLE");
+    }
+    for (const Artefact& a : artefacts) {
+      if (a.dir_index != i) continue;
+      const absl::Status status = CheckArtefact(a);
+      const Manifest* m = a.manifest.ok() ? &*a.manifest : nullptr;
+      const std::string version = a.bare() ? "(bare)" : a.version->ToString();
+      const std::string kind = m != nullptr ? PluginKindName(m->kind) : "?";
+      const std::string abi =
+          m != nullptr ? fmt::format("{}.{}", m->abi_major, m->abi_minor) : "?";
+      std::string loadable =
+          status.ok() ? "yes" : absl::StrCat("no: ", status.message());
+      if (status.ok() && a.bare()) {
+        loadable =
+            "yes, if its code agrees (no manifest; `latefuse plugins "
+            "inspect` loads it)";
+      }
+      if (args.json) {
+        nlohmann::ordered_json row;
+        row["name"] = a.name;
+        row["version"] = a.bare() ? nullptr : nlohmann::ordered_json(version);
+        row["kind"] = m != nullptr ? nlohmann::ordered_json(kind) : nullptr;
+        row["abi"] = m != nullptr ? nlohmann::ordered_json(abi) : nullptr;
+        row["description"] =
+            m != nullptr ? nlohmann::ordered_json(m->description) : nullptr;
+        row["library"] = a.library().string();
+        row["loadable"] = status.ok();
+        row["problem"] =
+            status.ok() ? nlohmann::ordered_json(nullptr)
+                        : nlohmann::ordered_json(std::string(status.message()));
+        rows.push_back(std::move(row));
+      } else {
+        fmt::print("  {:<18} {:<10} {:<9} {:<4} {}\n", a.name, version, kind,
+                   abi, loadable);
+      }
+    }
+  }
+  if (args.json) fmt::print("{}\n", rows.dump(2));
   return 0;
 }
 
@@ -176,6 +283,7 @@ int main(int argc, char** argv) {
                   "Records per engine batch")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  latefuse::AddLockOption(*run, run_args.lock);
   run->add_flag("--per-modality", run_args.per_modality,
                 "Add each used modality's own probabilities (\"modalities\")");
   run->add_flag(
@@ -196,6 +304,24 @@ int main(int argc, char** argv) {
   validate->add_option("pipeline", validate_path, "Pipeline file (YAML)")
       ->required()
       ->check(CLI::ExistingFile);
+  std::string validate_lock;
+  latefuse::AddLockOption(*validate, validate_lock);
+
+  std::string lock_path;
+  std::string lock_out;
+  CLI::App* lock = app.add_subcommand(
+      "lock",
+      "Resolve every plugin of a pipeline to one exact version and sha256, "
+      "with every load\n"
+      "check, and write them to a lock file. `run --lock FILE` then loads "
+      "exactly those\n"
+      "artefacts and refuses any other, as package managers' lock files do.");
+  lock->add_option("pipeline", lock_path, "Pipeline file (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  lock->add_option("-o,--output", lock_out,
+                   "Lock file to write (default: the pipeline's path with "
+                   ".lock)");
 
   latefuse::FitArgs fit_args;
   CLI::App* fit = app.add_subcommand("fit",
@@ -235,10 +361,30 @@ int main(int argc, char** argv) {
   inspect->add_option("path", inspect_path, "Plugin shared library")
       ->required()
       ->check(CLI::ExistingFile);
+  latefuse::ListArgs list_args;
+  CLI::App* list = plugins->add_subcommand(
+      "list",
+      "List the plugin artefacts in plugin folders (<dir>/<name>/<version>/ "
+      "with a\n"
+      "manifest.json, and bare <dir>/<name>.so): name, version, kind, ABI, "
+      "and whether\n"
+      "this host can load each or why not. Reads files only; runs no plugin "
+      "code.");
+  list->add_option("--dir", list_args.dirs,
+                   "A plugin folder (repeatable); default: --pipeline's "
+                   "plugin_dirs, else $LATEFUSE_PLUGIN_PATH (colon-separated)")
+      ->check(CLI::ExistingDirectory);
+  list->add_option("--pipeline", list_args.pipeline,
+                   "List the plugin_dirs of this pipeline file")
+      ->check(CLI::ExistingFile);
+  list->add_flag("--json", list_args.json, "Print JSON instead of a table");
 
   CLI11_PARSE(app, argc, argv);
   if (run->parsed()) return latefuse::Run(run_args);
-  if (validate->parsed()) return latefuse::Validate(validate_path);
+  if (validate->parsed())
+    return latefuse::Validate(validate_path, validate_lock);
+  if (lock->parsed()) return latefuse::Lock(lock_path, lock_out);
+  if (list->parsed()) return latefuse::List(list_args);
   if (fit->parsed()) return latefuse::Fit(fit_args);
   if (inspect->parsed()) return latefuse::Inspect(inspect_path);
   return 0;

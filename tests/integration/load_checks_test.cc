@@ -85,10 +85,10 @@ class LoadChecksTest : public ::testing::Test {
     return to;
   }
   fs::path InstallBuilt(const std::string& name, int mode = 0755) {
-    return Install(testing::PluginDir() / (name + ".so"), name + ".so", mode);
+    return Install(testing::PluginFile(name), name + ".so", mode);
   }
   fs::path InstallTestPlugin(const std::string& name) {
-    return Install(testing::TestPluginDir() / (name + ".so"), name + ".so");
+    return Install(testing::TestPluginFile(name), name + ".so");
   }
 
   // A pipeline file with `modalities`, the `combiner:` value and `classes`,
@@ -142,7 +142,7 @@ class LoadChecksTest : public ::testing::Test {
 TEST_F(LoadChecksTest, PluginOutsidePluginDirsIsRefused) {
   InstallBuilt("mean");
   const fs::path link = plugins_ / "linear.so";
-  const fs::path target = fs::canonical(testing::PluginDir() / "linear.so");
+  const fs::path target = fs::canonical(testing::PluginFile("linear"));
   fs::create_symlink(target, link);
   const std::string yaml = Yaml({{.model = Linear(VitalsModel())}});
 
@@ -328,12 +328,12 @@ TEST_F(LoadChecksTest, VersionOutsideTheConstraintIsRefused) {
 
 TEST_F(LoadChecksTest, HighestArtefactFolderSatisfyingTheConstraintIsChosen) {
   InstallBuilt("mean");
-  const fs::path built = testing::PluginDir() / "linear.so";
+  const fs::path built = testing::PluginFile("linear");
   // Only the 1.1.0 folder holds what its name says; the others are never
   // loaded, since their folder versions rule them out. A satisfying folder
   // wins over a bare file, whose version is unknown until it is loaded.
   for (const char* version : {"0.9.0", "1.1.0", "2.0.0"}) {
-    Install(built, fs::path("linear") / version / "linear.so");
+    testing::InstallArtefact(plugins_, built, {"linear", version});
   }
   Install(built, "linear.so");
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
@@ -355,10 +355,8 @@ TEST_F(LoadChecksTest, ArtefactFolderInALaterPluginDirIsFound) {
   InstallBuilt("mean");
   const fs::path other = root_ / "more-plugins";
   MakeDir(other);
-  const fs::path expected = other / "linear/1.1.0/linear.so";
-  MakeDir(expected.parent_path());
-  fs::copy_file(testing::PluginDir() / "linear.so", expected);
-  fs::permissions(expected, fs::perms(0755));
+  const fs::path expected = testing::InstallArtefact(
+      other, testing::PluginFile("linear"), {"linear", "1.1.0"});
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
       Load(Yaml({{.model = Linear(VitalsModel())}}, "{plugin: mean}",
                 "[stable, deteriorating]", {plugins_, other}));
@@ -372,9 +370,10 @@ TEST_F(LoadChecksTest, ArtefactFolderInALaterPluginDirIsFound) {
 
 TEST_F(LoadChecksTest, LibraryDeclaringAnotherVersionThanItsFolderIsRefused) {
   InstallBuilt("mean");
-  const fs::path built = testing::PluginDir() / "linear.so";
-  const fs::path liar = Install(built, "linear/0.9.0/linear.so");
-  Install(built, "linear/1.1.0/linear.so");
+  const fs::path built = testing::PluginFile("linear");
+  const fs::path liar =
+      testing::InstallArtefact(plugins_, built, {"linear", "0.9.0"});
+  testing::InstallArtefact(plugins_, built, {"linear", "1.1.0"});
   const std::string message =
       Refusal(Yaml({{.model = Linear(VitalsModel(), "version: '<1'")}}));
   EXPECT_THAT(message,
@@ -477,7 +476,7 @@ TEST_F(LoadChecksTest, PluginNotFoundNamesEveryPluginDir) {
               AllOf(StartsWith("plugin 'nowhere': not found in plugin_dirs ("),
                     HasSubstr(absl::StrCat("'", plugins_.string(), "', '",
                                            other.string(), "'")),
-                    HasSubstr("nowhere/<version>/nowhere.so")));
+                    HasSubstr("nowhere/<version>/manifest.json")));
 }
 
 // All or nothing, and in order.
@@ -511,7 +510,7 @@ TEST_F(LoadChecksTest, FirstFailingCheckGivesTheMessage) {
   // Group-writable (check 2), wrongly pinned (check 3) and without an entry
   // symbol (check 5): check 2 speaks.
   const fs::path broken =
-      Install(testing::TestPluginDir() / "no_entry.so", "no_entry.so", 0664);
+      Install(testing::TestPluginFile("no_entry"), "no_entry.so", 0664);
   const std::string pin = absl::StrCat("sha256: ", std::string(64, '0'));
   const std::string message =
       Refusal(Yaml({{.model = absl::StrCat("{plugin: no_entry, ", pin, "}")}}));

@@ -89,5 +89,12 @@ class TestModel {
 }  // namespace
 }  // namespace latefuse::test_model
 
-LATEFUSE_MODEL_PLUGIN(latefuse::test_model::TestModel, "test_model", "1.0.0",
-                      "A model for the host's tests", "Apache-2.0")
+// Built again as other versions (tests/plugins/CMakeLists.txt) for the tests
+// that choose among versions side by side.
+#ifndef TEST_MODEL_VERSION
+#define TEST_MODEL_VERSION "1.0.0"
+#endif
+
+LATEFUSE_MODEL_PLUGIN(latefuse::test_model::TestModel, "test_model",
+                      TEST_MODEL_VERSION, "A model for the host's tests",
+                      "Apache-2.0")
