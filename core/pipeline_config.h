@@ -93,7 +93,11 @@ struct ModalityConfig {
   OnError on_error = OnError::kMissing;
   std::optional<std::chrono::milliseconds> timeout;  // absent = no timeout
   std::optional<CalibrationConfig> calibration;      // absent = none
-  SourceLocation location;                           // of the list entry
+  // A `shadow:` model (same keys as `model:`): run on the same rows as the
+  // model, under the same timeout, compared with it and reported, never fused.
+  // The calibration applies to `model` only. Absent = none.
+  std::optional<PluginRef> shadow;
+  SourceLocation location;  // of the list entry
 };
 
 struct PolicyConfig {
