@@ -18,12 +18,14 @@ using Clock = std::chrono::steady_clock;
 
 // One model call: the job owns its inputs and outputs, so a call that overruns
 // its timeout can finish later without touching memory the engine has moved on
-// from.
+// from. A shadow's call shares its model's call's inputs rather than copying
+// them: it holds that job, whose batch it points at.
 struct Job {
   LfBatch batch{};
   std::vector<float> dense;
   std::vector<std::string> items;
   std::vector<LfBytesView> views;
+  std::shared_ptr<const Job> input;  // a shadow's call: its model's call
   std::vector<double> out;
   LfProbabilities probabilities{};
   absl::Status status;
@@ -161,18 +163,37 @@ Engine::Engine(Pipeline& pipeline, EngineOptions options)
     : pipeline_(pipeline), options_(options) {
   for (Pipeline::Modality& modality : pipeline_.modalities()) {
     workers_.push_back(std::make_unique<Worker>(modality.instance.get()));
+    shadow_workers_.push_back(
+        modality.shadow ? std::make_unique<Worker>(modality.shadow.get())
+                        : nullptr);
+    has_shadow_ = has_shadow_ || modality.shadow != nullptr;
   }
+  uncalibrated_.resize(workers_.size());
 }
 
 Engine::~Engine() {
-  for (std::size_t k = 0; k < workers_.size(); ++k) {
-    if (!workers_[k]->Stop(std::chrono::milliseconds(1000))) {
-      // Its model is stuck in a call: leak the instance (and worker) rather
-      // than free memory a running thread still uses.
-      (void)pipeline_.modalities()[k].instance.release();
-      (void)workers_[k].release();
+  // Its model is stuck in a call: leak the instance (and worker) rather than
+  // free memory a running thread still uses.
+  auto stop = [](std::unique_ptr<Worker>& worker,
+                 std::unique_ptr<ModelInstance>& instance) {
+    if (worker && !worker->Stop(std::chrono::milliseconds(1000))) {
+      (void)instance.release();
+      (void)worker.release();
     }
+  };
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    Pipeline::Modality& modality = pipeline_.modalities()[k];
+    stop(workers_[k], modality.instance);
+    stop(shadow_workers_[k], modality.shadow);
   }
+}
+
+std::size_t ArgMax(const double* p, std::size_t n) {
+  std::size_t best = 0;
+  for (std::size_t c = 1; c < n; ++c) {
+    if (p[c] > p[best]) best = c;
+  }
+  return best;
 }
 
 std::vector<RecordModalitySpec> Engine::RecordSpecs(
@@ -205,6 +226,17 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
   const bool explain = options_.explain && pipeline_.has_combiner() &&
                        pipeline_.combiner().explains();
   result.explanation.assign(explain ? rows * K : 0, 0.0);
+  const std::size_t shadow_size = has_shadow_ ? K * rows : 0;
+  result.shadowed.clear();
+  for (std::size_t k = 0; k < K && has_shadow_; ++k) {
+    result.shadowed.push_back(shadow_workers_[k] != nullptr);
+  }
+  result.shadow_answered.assign(shadow_size, 0);
+  result.shadow_failed.assign(shadow_size, 0);
+  result.shadow_failures.assign(has_shadow_ ? K : 0, std::string());
+  result.shadow_probabilities.assign(shadow_size * C, 0.0);
+  result.shadow_agree.assign(shadow_size, 0);
+  result.shadow_abs_diff.assign(shadow_size, 0.0);
   for (std::size_t r = 0; r < rows; ++r) {
     if (!batch.errors[r].empty()) {
       result.status[r] = RowStatus::kError;
@@ -212,9 +244,12 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     }
   }
 
-  // Every model with present rows gets one call, all of them running at once.
+  // Every model with present rows gets one call, and so does its shadow, all
+  // of them running at once.
   std::vector<std::shared_ptr<Job>> jobs(K);
   std::vector<std::future<void>> done(K);
+  std::vector<std::shared_ptr<Job>> shadow_jobs(K);
+  std::vector<std::future<void>> shadow_done(K);
   const Clock::time_point start = Clock::now();
   for (std::size_t k = 0; k < K; ++k) {
     const InputColumn& column = batch.columns[k];
@@ -241,42 +276,58 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     job->out.assign(present * C, 0.0);
     job->probabilities = {sizeof(LfProbabilities), present, C, job->out.data()};
     done[k] = workers_[k]->Submit(job);
+    if (shadow_workers_[k]) {
+      auto shadow = std::make_shared<Job>();
+      shadow->input = job;
+      shadow->batch = job->batch;
+      shadow->out.assign(present * C, 0.0);
+      shadow->probabilities = {sizeof(LfProbabilities), present, C,
+                               shadow->out.data()};
+      shadow_done[k] = shadow_workers_[k]->Submit(shadow);
+      shadow_jobs[k] = std::move(shadow);
+    }
     jobs[k] = std::move(job);
   }
+
+  // Waits for a call until its modality's deadline; returns why it failed, or
+  // "" when its output is good.
+  auto await = [&](std::size_t k, Worker& worker,
+                   const std::shared_ptr<Job>& job,
+                   std::future<void>& call_done, const ModelInstance& model) {
+    const ModalityConfig& m = config.modalities[k];
+    if (m.timeout && call_done.wait_until(start + *m.timeout) ==
+                         std::future_status::timeout) {
+      worker.Withdraw(job);
+      return fmt::format("{}: timed out after {} ms", model.context(),
+                         m.timeout->count());
+    }
+    call_done.wait();
+    if (!job->status.ok()) return std::string(job->status.message());
+    std::size_t bad_row = 0;
+    const std::string bad =
+        regression
+            ? CheckRegression(job->out.data(), job->batch.rows,
+                              model.reports_variance() ? Variance::kReported
+                                                       : Variance::kNone,
+                              &bad_row)
+            : CheckDistributions(job->out.data(), job->batch.rows, C, &bad_row);
+    if (bad.empty()) return bad;
+    return fmt::format("{}: {} (its row {} of the batch)", model.context(), bad,
+                       bad_row);
+  };
 
   for (std::size_t k = 0; k < K; ++k) {
     if (!jobs[k]) continue;
     const ModalityConfig& m = config.modalities[k];
-    const ModelInstance& model = *pipeline_.modalities()[k].instance;
+    const Pipeline::Modality& modality = pipeline_.modalities()[k];
     const InputColumn& column = batch.columns[k];
-    std::string failure;
-    if (m.timeout &&
-        done[k].wait_until(start + *m.timeout) == std::future_status::timeout) {
-      failure = fmt::format("{}: timed out after {} ms", model.context(),
-                            m.timeout->count());
-      workers_[k]->Withdraw(jobs[k]);
-    } else {
-      done[k].wait();
-      if (!jobs[k]->status.ok()) {
-        failure = std::string(jobs[k]->status.message());
-      } else {
-        std::size_t bad_row = 0;
-        std::string bad =
-            regression
-                ? CheckRegression(jobs[k]->out.data(), jobs[k]->batch.rows,
-                                  model.reports_variance() ? Variance::kReported
-                                                           : Variance::kNone,
-                                  &bad_row)
-                : CheckDistributions(jobs[k]->out.data(), jobs[k]->batch.rows,
-                                     C, &bad_row);
-        if (!bad.empty()) {
-          failure = fmt::format("{}: {} (its row {} of the batch)",
-                                model.context(), bad, bad_row);
-        } else if (const auto& calibrator =
-                       pipeline_.modalities()[k].calibrator) {
-          calibrator->Apply(jobs[k]->out.data(), jobs[k]->batch.rows);
-        }
-      }
+    std::string failure =
+        await(k, *workers_[k], jobs[k], done[k], *modality.instance);
+    if (failure.empty() && shadow_jobs[k]) {
+      uncalibrated_[k].assign(jobs[k]->out.begin(), jobs[k]->out.end());
+    }
+    if (failure.empty() && modality.calibrator) {
+      modality.calibrator->Apply(jobs[k]->out.data(), jobs[k]->batch.rows);
     }
     std::size_t i = 0;
     for (std::size_t r = 0; r < rows; ++r) {
@@ -297,6 +348,51 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     }
     result.failures[k] = std::move(failure);
   }
+
+  Fuse(explain, result);
+
+  // The shadows last: the batch's fused results are already settled.
+  for (std::size_t k = 0; k < K; ++k) {
+    if (!shadow_jobs[k]) continue;
+    const InputColumn& column = batch.columns[k];
+    const Job& shadow = *shadow_jobs[k];
+    std::string failure =
+        await(k, *shadow_workers_[k], shadow_jobs[k], shadow_done[k],
+              *pipeline_.modalities()[k].shadow);
+    std::size_t i = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      if (!column.present[r]) continue;
+      const std::size_t at = k * rows + r;
+      if (!failure.empty()) {
+        result.shadow_failed[at] = 1;
+      } else {
+        result.shadow_answered[at] = 1;
+        const double* s = shadow.out.data() + i * C;
+        std::copy_n(s, C, result.shadow_probabilities.data() + at * C);
+        if (result.used[at]) {
+          const double* live = uncalibrated_[k].data() + i * C;
+          if (regression) {
+            result.shadow_abs_diff[at] = std::abs(s[0] - live[0]);
+          } else {
+            result.shadow_agree[at] = ArgMax(s, C) == ArgMax(live, C);
+            double sum = 0.0;
+            for (std::size_t c = 0; c < C; ++c) sum += std::abs(s[c] - live[c]);
+            result.shadow_abs_diff[at] = sum / static_cast<double>(C);
+          }
+        }
+      }
+      ++i;
+    }
+    result.shadow_failures[k] = std::move(failure);
+  }
+}
+
+void Engine::Fuse(bool explain, BatchResult& result) {
+  const PipelineConfig& config = pipeline_.config();
+  const std::size_t rows = result.rows;
+  const std::size_t K = config.modalities.size();
+  const bool regression = config.task == Task::kRegression;
+  const std::size_t C = ValuesPerRow(config);
 
   // Rows with too few usable modalities abstain; the rest go to the combiner
   // together.

@@ -14,6 +14,13 @@
 // C] probability block with a [K, rows] presence mask. In a regression
 // pipeline C is 2, (prediction, variance), and the checks on the models'
 // outputs are those of a prediction and its variance (see plugin.h).
+//
+// A modality's shadow model gets the same rows in a call of its own, on its
+// own worker thread, under the modality's timeout. It is waited for only once
+// the batch is fused, and whatever it does (answer, fail, overrun, return
+// NaN) touches nothing but the shadow_* fields of the result: the fused
+// output, the models' outputs and the rows' statuses are those of the same
+// pipeline without the shadow, bit for bit.
 #ifndef LATEFUSE_CORE_ENGINE_H_
 #define LATEFUSE_CORE_ENGINE_H_
 
@@ -33,6 +40,10 @@ struct EngineOptions {
 
 enum class RowStatus : std::uint8_t { kOk, kAbstain, kError };
 
+// The index of the largest of the n values at p, the first of equals: the
+// label of a row of class probabilities.
+std::size_t ArgMax(const double* p, std::size_t n);
+
 // The outcome of one batch; vectors are reused between batches. C is
 // ValuesPerRow(config): the number of classes, or 2 for regression
 // (prediction, variance).
@@ -48,6 +59,20 @@ struct BatchResult {
   std::vector<double> modality_probabilities;  // [K, rows, C], valid where used
   std::vector<double>
       explanation;  // [rows, K] when explaining, valid for kOk rows
+
+  // Shadow models; every shadow_* vector is empty when the pipeline runs
+  // none. A shadow runs on the rows where its modality is present.
+  std::vector<std::uint8_t> shadowed;  // [K]: 1 when modality k has a shadow
+  std::vector<std::uint8_t> shadow_answered;  // [K, rows]: present, answered
+  std::vector<std::uint8_t> shadow_failed;    // [K, rows]: present, it failed
+  std::vector<std::string> shadow_failures;   // [K]: why, in this batch
+  std::vector<double> shadow_probabilities;   // [K, rows, C], where answered
+  // Where the shadow answered and the model was used (the row is compared),
+  // against the model's output before calibration: whether the two argmaxes
+  // agree (classification; 0 for regression), and the mean over the classes
+  // of |p_shadow - p_model| (regression: |prediction difference|).
+  std::vector<std::uint8_t> shadow_agree;  // [K, rows]
+  std::vector<double> shadow_abs_diff;     // [K, rows]
 };
 
 class Engine {
@@ -68,9 +93,19 @@ class Engine {
  private:
   class Worker;
 
+  // Fuses the rows still ok whose usable modalities meet the policy, or marks
+  // them abstain or error.
+  void Fuse(bool explain, BatchResult& result);
+
   Pipeline& pipeline_;
   EngineOptions options_;
   std::vector<std::unique_ptr<Worker>> workers_;  // one per modality
+  // One per modality, null where the modality has no shadow.
+  std::vector<std::unique_ptr<Worker>> shadow_workers_;
+  bool has_shadow_ = false;
+  // [K]: a shadowed model's output of this batch before calibration, for
+  // its shadow to be compared with.
+  std::vector<std::vector<double>> uncalibrated_;
   // The combiner's input and output, reused between batches.
   std::vector<std::size_t> combine_rows_;
   std::vector<double> combine_probabilities_;

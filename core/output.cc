@@ -41,6 +41,49 @@ const char* StatusName(RowStatus status) {
   return "error";
 }
 
+// ", "shadow": {...}": for each shadowed modality present in the row, what
+// its shadow answered and how that compares with the model, or its error.
+void AppendShadows(const PipelineConfig& config, const BatchResult& result,
+                   std::size_t row, std::string& out) {
+  const std::size_t rows = result.rows;
+  const bool regression = config.task == Task::kRegression;
+  const std::size_t C = ValuesPerRow(config);
+  out += ", \"shadow\": {";
+  bool first = true;
+  for (std::size_t k = 0; k < result.shadowed.size(); ++k) {
+    const std::size_t at = k * rows + row;
+    if (!result.shadow_answered[at] && !result.shadow_failed[at]) continue;
+    if (!first) out += ", ";
+    first = false;
+    AppendJsonString(config.modalities[k].name, out);
+    if (result.shadow_failed[at]) {
+      out += ": {\"error\": ";
+      AppendJsonString(result.shadow_failures[k], out);
+      out += '}';
+      continue;
+    }
+    const double* values = result.shadow_probabilities.data() + at * C;
+    if (regression) {
+      out += ": {";
+      AppendPrediction(values, out);
+    } else {
+      out += ": {\"probabilities\": ";
+      AppendDistribution(config.classes, values, out);
+      // Compared only where the model answered too.
+      out += result.used[at] ? (result.shadow_agree[at] ? ", \"agree\": true"
+                                                        : ", \"agree\": false")
+                             : ", \"agree\": null";
+    }
+    if (result.used[at]) {
+      fmt::format_to(std::back_inserter(out), ", \"abs_diff\": {}}}",
+                     result.shadow_abs_diff[at]);
+    } else {
+      out += ", \"abs_diff\": null}";
+    }
+  }
+  out += '}';
+}
+
 }  // namespace
 
 void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
@@ -70,12 +113,8 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
     }
   } else if (status == RowStatus::kOk) {
     const double* p = result.probabilities.data() + row * C;
-    std::size_t best = 0;
-    for (std::size_t c = 1; c < C; ++c) {
-      if (p[c] > p[best]) best = c;
-    }
     out += ", \"label\": ";
-    AppendJsonString(config.classes[best], out);
+    AppendJsonString(config.classes[ArgMax(p, C)], out);
     out += ", \"probabilities\": ";
     AppendDistribution(config.classes, p, out);
   } else {
@@ -147,6 +186,8 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
     }
     out += '}';
   }
+  if (!result.shadowed.empty() && parsed)
+    AppendShadows(config, result, row, out);
   out += "}\n";
 }
 

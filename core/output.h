@@ -17,6 +17,16 @@
 //
 //   {"id": "p-0001", "status": "ok", "prediction": 12.5, "variance": 0.8,
 //    "used": ["vitals", "labs"], "missing": ["notes"], "failed": {}}
+//
+// A pipeline with shadow models adds "shadow", last, to every record of a line
+// that parsed: for each shadowed modality present in the row, the shadow's
+// probabilities (regression: "prediction" and "variance"), "agree" (the two
+// argmaxes are equal; classification only) and "abs_diff" (mean over classes
+// of |p_shadow - p_model|; regression: |prediction difference|), both null
+// when the model itself failed; or {"error": "..."} when the shadow failed:
+//
+//   "shadow": {"vitals": {"probabilities": {"stable": 0.88,
+//              "deteriorating": 0.12}, "agree": true, "abs_diff": 0.03}}
 #ifndef LATEFUSE_CORE_OUTPUT_H_
 #define LATEFUSE_CORE_OUTPUT_H_
 

@@ -2,29 +2,58 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "core/status_macros.h"
 #include "fmt/format.h"
 
 namespace latefuse {
 namespace {
 
+// The plan's lines for one plugin, each starting with `indent`.
 void AppendPlugin(std::string& out, const PluginRef& ref,
-                  const ResolvedPlugin& plugin) {
+                  const ResolvedPlugin& plugin,
+                  absl::string_view indent = "    ") {
   const LfPluginDescriptor* d = plugin.plugin.descriptor;
-  absl::StrAppend(&out, "    plugin:  ", d->name, " ", d->version, " (ABI ",
+  absl::StrAppend(&out, indent, "plugin:  ", d->name, " ", d->version, " (ABI ",
                   d->abi_major, ".", d->abi_minor, ")",
                   ref.version.empty()
                       ? ""
                       : absl::StrCat(", constraint '", ref.version, "'"),
                   "\n");
-  absl::StrAppend(&out, "    file:    ", plugin.plugin.path.string(), "\n");
-  absl::StrAppend(&out, "    sha256:  ", plugin.plugin.sha256,
+  absl::StrAppend(&out, indent, "file:    ", plugin.plugin.path.string(), "\n");
+  absl::StrAppend(&out, indent, "sha256:  ", plugin.plugin.sha256,
                   ref.sha256.empty()      ? " (not pinned)"
                   : ref.lock_file.empty() ? " (pinned, matches)"
                                           : " (locked, matches)",
                   "\n");
-  absl::StrAppend(&out, "    chosen:  ", plugin.reason, "\n");
-  absl::StrAppend(&out, "    params:  ", ref.params_json, "\n");
+  absl::StrAppend(&out, indent, "chosen:  ", plugin.reason, "\n");
+  absl::StrAppend(&out, indent, "params:  ", ref.params_json, "\n");
+}
+
+// `status` with `context: ` in front of its message.
+absl::Status WithContext(const absl::Status& status,
+                         absl::string_view context) {
+  return absl::Status(status.code(),
+                      absl::StrCat(context, ": ", status.message()));
+}
+
+// Resolves and creates the modality's shadow model, with every load check the
+// model gets; errors start with "shadow model of modality 'm': ", since the
+// shadow is often the same plugin as the model, in another version.
+absl::Status LoadShadow(const ModalityConfig& modality,
+                        const PipelineConfig& config,
+                        Pipeline::Modality& loaded) {
+  const std::string role =
+      absl::StrCat("shadow model of modality '", modality.name, "'");
+  absl::StatusOr<ResolvedPlugin> plugin =
+      ResolvePlugin(*modality.shadow, LF_KIND_MODEL, role, config.plugin_dirs);
+  if (!plugin.ok()) return WithContext(plugin.status(), role);
+  absl::StatusOr<std::unique_ptr<ModelInstance>> instance =
+      ModelInstance::Create(*plugin, modality, config, ModelRole::kShadow);
+  if (!instance.ok()) return WithContext(instance.status(), role);
+  loaded.shadow_plugin = *std::move(plugin);
+  loaded.shadow = *std::move(instance);
+  return absl::OkStatus();
 }
 
 // The modality's calibrator, unless it has none or is about to be fitted.
@@ -44,10 +73,9 @@ absl::StatusOr<std::optional<Calibrator>> LoadCalibrator(
   absl::StatusOr<Calibrator> calibrator =
       Calibrator::Load(calibration.file, method, classes);
   if (!calibrator.ok()) {
-    return absl::Status(
-        calibrator.status().code(),
-        absl::StrCat("modality '", modality.name,
-                     "': calibration: ", calibrator.status().message()));
+    return WithContext(
+        calibrator.status(),
+        absl::StrCat("modality '", modality.name, "': calibration"));
   }
   return *std::move(calibrator);
 }
@@ -68,8 +96,13 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Load(PipelineConfig config,
                               ModelInstance::Create(plugin, modality, c));
     LATEFUSE_ASSIGN_OR_RETURN(std::optional<Calibrator> calibrator,
                               LoadCalibrator(modality, c.classes, mode));
-    pipeline->modalities_.push_back(
-        {std::move(plugin), std::move(instance), std::move(calibrator)});
+    Modality& loaded = pipeline->modalities_.emplace_back();
+    loaded.plugin = std::move(plugin);
+    loaded.instance = std::move(instance);
+    loaded.calibrator = std::move(calibrator);
+    if (modality.shadow && mode == LoadMode::kRun) {
+      LATEFUSE_RETURN_IF_ERROR(LoadShadow(modality, c, loaded));
+    }
   }
   LATEFUSE_ASSIGN_OR_RETURN(
       pipeline->combiner_plugin_,
@@ -80,8 +113,13 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Load(PipelineConfig config,
         CombinerInstance::Create(pipeline->combiner_plugin_, c));
   }
   for (std::size_t k = 0; k < c.modalities.size(); ++k) {
+    const Modality& loaded = pipeline->modalities_[k];
     pipeline->plugins_.emplace_back(ModelRoleKey(c.modalities[k].name),
-                                    &pipeline->modalities_[k].plugin);
+                                    &loaded.plugin);
+    if (loaded.shadow) {
+      pipeline->plugins_.emplace_back(ShadowRoleKey(c.modalities[k].name),
+                                      &*loaded.shadow_plugin);
+    }
   }
   pipeline->plugins_.emplace_back(kCombinerRoleKey,
                                   &pipeline->combiner_plugin_);
@@ -116,6 +154,11 @@ std::string Pipeline::Plan() const {
                       modalities_[k].calibrator ? m.calibration->file.string()
                                                 : std::string("to be fitted"),
                       "\n");
+    }
+    if (modalities_[k].shadow_plugin) {
+      absl::StrAppend(&out, "    shadow: (compared with the model, never fused",
+                      m.calibration ? ", not calibrated" : "", ")\n");
+      AppendPlugin(out, *m.shadow, *modalities_[k].shadow_plugin, "      ");
     }
   }
   absl::StrAppend(

@@ -27,8 +27,8 @@ enum class LoadMode {
   // Everything, ready to run: every calibration needs its file.
   kRun,
   // For `latefuse fit`: the combiner is resolved and checked but not created
-  // (its parameter file may not exist yet), and calibrations marked `fit` are
-  // left out, to be fitted.
+  // (its parameter file may not exist yet), calibrations marked `fit` are left
+  // out, to be fitted, and shadow models are not loaded.
   kFit,
 };
 
@@ -39,6 +39,11 @@ class Pipeline {
     ResolvedPlugin plugin;
     std::unique_ptr<ModelInstance> instance;
     std::optional<Calibrator> calibrator;  // applied to the model's output
+    // The modality's `shadow:` model, when it names one (not loaded for
+    // LoadMode::kFit, where it has no part): run on the same rows, compared
+    // with the model's uncalibrated output, never fused.
+    std::optional<ResolvedPlugin> shadow_plugin;
+    std::unique_ptr<ModelInstance> shadow;
   };
 
   static absl::StatusOr<std::unique_ptr<Pipeline>> Load(

@@ -591,9 +591,10 @@ void Reader::ReadModalities(const Field& field, PipelineConfig& config) {
 
 void Reader::ReadModality(const YAML::Node& node, const std::string& path,
                           ModalityConfig& modality, Pos& name_pos) {
-  std::optional<Fields> fields = ReadMapping(
-      node, PosOf(node), path,
-      {"name", "input", "model", "on_error", "timeout_ms", "calibration"});
+  std::optional<Fields> fields =
+      ReadMapping(node, PosOf(node), path,
+                  {"name", "input", "model", "shadow", "on_error", "timeout_ms",
+                   "calibration"});
   if (!fields) return;
   if (const Field* f = Require(*fields, "name")) {
     name_pos = f->value_pos;
@@ -614,6 +615,9 @@ void Reader::ReadModality(const YAML::Node& node, const std::string& path,
   if (const Field* f = Require(*fields, "input")) ReadInput(*f, modality);
   if (const Field* f = Require(*fields, "model")) {
     ReadPluginRef(*f, /*trainable=*/false, modality.model);
+  }
+  if (const Field* f = fields->Find("shadow")) {
+    ReadPluginRef(*f, /*trainable=*/false, modality.shadow.emplace());
   }
   if (const Field* f = fields->Find("on_error")) {
     if (auto choice = ReadChoice(*f, {"missing", "fail"})) {
@@ -1019,6 +1023,10 @@ std::string_view TaskName(Task task) {
 
 std::string ModelRoleKey(std::string_view modality) {
   return absl::StrCat("modalities.", std::string(modality), ".model");
+}
+
+std::string ShadowRoleKey(std::string_view modality) {
+  return absl::StrCat("modalities.", std::string(modality), ".shadow");
 }
 
 std::size_t ValuesPerRow(const PipelineConfig& config) {

@@ -96,7 +96,11 @@ struct ModalityConfig {
   OnError on_error = OnError::kMissing;
   std::optional<std::chrono::milliseconds> timeout;  // absent = no timeout
   std::optional<CalibrationConfig> calibration;      // absent = none
-  SourceLocation location;                           // of the list entry
+  // A `shadow:` model (same keys as `model:`): run on the same rows as the
+  // model, under the same timeout, compared with it and reported, never fused.
+  // The calibration applies to `model` only. Absent = none.
+  std::optional<PluginRef> shadow;
+  SourceLocation location;  // of the list entry
 };
 
 struct PolicyConfig {
@@ -120,17 +124,20 @@ struct PipelineConfig {
 };
 
 // Keys naming the role of each plugin a pipeline uses, as lock files and
-// plans name them: "modalities.<name>.model" and "combiner".
+// plans name them: "modalities.<name>.model", "modalities.<name>.shadow" and
+// "combiner".
 std::string ModelRoleKey(std::string_view modality);
+std::string ShadowRoleKey(std::string_view modality);
 inline constexpr char kCombinerRoleKey[] = "combiner";
 
 // Calls f(role_key, ref) for every plugin reference in `config`, modalities in
-// order, then the combiner. `Config` is PipelineConfig or const
-// PipelineConfig.
+// order (model, then shadow), then the combiner. `Config` is PipelineConfig or
+// const PipelineConfig.
 template <typename Config, typename F>
 void ForEachPluginRef(Config& config, F&& f) {
   for (auto& modality : config.modalities) {
     f(ModelRoleKey(modality.name), modality.model);
+    if (modality.shadow) f(ShadowRoleKey(modality.name), *modality.shadow);
   }
   f(std::string(kCombinerRoleKey), config.combiner);
 }

@@ -114,10 +114,12 @@ absl::Status CheckTask(const ResolvedPlugin& plugin,
 
 absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
     const ResolvedPlugin& plugin, const ModalityConfig& modality,
-    const PipelineConfig& pipeline) {
+    const PipelineConfig& pipeline, ModelRole role) {
   const LfModelApi* api = plugin.plugin.descriptor->model;
   const std::string prefix = Prefix(plugin);
-  CreateContext context(pipeline, modality.model.params_json, modality.name,
+  const bool shadow = role == ModelRole::kShadow;
+  const PluginRef& ref = shadow ? *modality.shadow : modality.model;
+  CreateContext context(pipeline, ref.params_json, modality.name,
                         /*with_modalities=*/false);
   void* handle = nullptr;
   LATEFUSE_RETURN_IF_ERROR(TakeStatus(api->create(context.get(), &handle),
@@ -126,10 +128,12 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
     return absl::InternalError(
         absl::StrCat(prefix, "create returned no instance"));
   }
-  std::unique_ptr<ModelInstance> instance(new ModelInstance(
-      api, handle,
-      CallContext(pipeline, absl::StrCat("modality '", modality.name, "'"),
-                  plugin)));
+  std::unique_ptr<ModelInstance> instance(
+      new ModelInstance(api, handle,
+                        CallContext(pipeline,
+                                    absl::StrCat("modality '", modality.name,
+                                                 "'", shadow ? " shadow" : ""),
+                                    plugin)));
 
   LfModelContract contract{};
   contract.struct_size = sizeof(LfModelContract);

@@ -21,22 +21,29 @@
 
 namespace latefuse {
 
+// Which of a modality's models an instance is.
+enum class ModelRole {
+  kLive,    // `model:`, whose output is fused
+  kShadow,  // `shadow:`, compared with the live model and reported, never fused
+};
+
 // A model plugin's instance serving one modality of a pipeline.
 class ModelInstance {
  public:
-  // Creates the instance and checks that its contract (input kind and width,
+  // Creates the instance from the params of the modality's `model:` or
+  // `shadow:` (per `role`) and checks that its contract (input kind and width,
   // task, classes and their order) agrees with the pipeline. A regression
   // pipeline refuses models built before ABI 1.2 and models that declare
   // classes; a classification pipeline refuses models that declare none.
   static absl::StatusOr<std::unique_ptr<ModelInstance>> Create(
       const ResolvedPlugin& plugin, const ModalityConfig& modality,
-      const PipelineConfig& pipeline);
+      const PipelineConfig& pipeline, ModelRole role = ModelRole::kLive);
   ~ModelInstance();
   ModelInstance(const ModelInstance&) = delete;
   ModelInstance& operator=(const ModelInstance&) = delete;
 
   // One call for the whole batch. Errors read "pipeline 'p' modality 'm'
-  // (linear 1.0.0): infer failed: ...".
+  // (linear 1.0.0): infer failed: ..." ("modality 'm' shadow" for a shadow).
   absl::Status Infer(const LfBatch& batch, LfProbabilities& out);
 
   // "pipeline 'p' modality 'm' (linear 1.0.0)": what the host's messages about

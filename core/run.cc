@@ -35,15 +35,37 @@ void Tally(const InputBatch& batch, const BatchResult& result,
     }
   }
   for (std::size_t k = 0; k < summary.modalities.size(); ++k) {
+    ModalityCounts& counts = summary.modalities[k];
     for (std::size_t r = 0; r < rows; ++r) {
-      summary.modalities[k].present += batch.columns[k].present[r];
-      summary.modalities[k].used += result.used[k * rows + r];
-      summary.modalities[k].failed += result.failed[k * rows + r];
+      counts.present += batch.columns[k].present[r];
+      counts.used += result.used[k * rows + r];
+      counts.failed += result.failed[k * rows + r];
+    }
+    if (result.shadowed.empty() || !result.shadowed[k]) continue;
+    ShadowCounts& shadow =
+        counts.shadow ? *counts.shadow : counts.shadow.emplace();
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t at = k * rows + r;
+      shadow.failed += result.shadow_failed[at];
+      if (!result.shadow_answered[at] || !result.used[at]) continue;
+      ++shadow.compared;
+      shadow.agreed += result.shadow_agree[at];
+      shadow.abs_diff_sum += result.shadow_abs_diff[at];
     }
   }
 }
 
 }  // namespace
+
+double ShadowCounts::AgreementRate() const {
+  return compared == 0
+             ? 0.0
+             : static_cast<double>(agreed) / static_cast<double>(compared);
+}
+
+double ShadowCounts::MeanAbsDiff() const {
+  return compared == 0 ? 0.0 : abs_diff_sum / static_cast<double>(compared);
+}
 
 absl::StatusOr<RunSummary> RunStream(Pipeline& pipeline, std::istream& in,
                                      std::ostream& out,
@@ -120,6 +142,18 @@ std::string FormatSummary(const PipelineConfig& config,
                     config.modalities[k].name, width,
                     Percent(counts.present, summary.rows),
                     Percent(counts.used, summary.rows), counts.failed));
+    if (!counts.shadow) continue;
+    const ShadowCounts& shadow = *counts.shadow;
+    const bool regression = config.task == Task::kRegression;
+    absl::StrAppend(&out,
+                    fmt::format("  {:<{}}  shadow: {} rows compared", "", width,
+                                shadow.compared),
+                    regression ? ""
+                               : fmt::format(", argmax agreement {:.1f}%",
+                                             100.0 * shadow.AgreementRate()),
+                    fmt::format(", mean |{}| {:.4g}, failed {}\n",
+                                regression ? "prediction diff" : "p diff",
+                                shadow.MeanAbsDiff(), shadow.failed));
   }
   return out;
 }

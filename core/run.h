@@ -8,6 +8,7 @@
 #define LATEFUSE_CORE_RUN_H_
 
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -26,10 +27,26 @@ struct RunOptions {
   OutputOptions output;
 };
 
+// How a modality's shadow model compared with its model over a run.
+struct ShadowCounts {
+  std::size_t compared =
+      0;                   // rows where both the shadow and the model answered
+  std::size_t agreed = 0;  // ... and their argmaxes agree (classification)
+  double abs_diff_sum = 0.0;  // sum over compared rows of the row's abs_diff
+  std::size_t failed = 0;     // rows where the shadow failed or timed out
+
+  // agreed / compared; 0 when nothing was compared.
+  double AgreementRate() const;
+  // The mean over compared rows of |p_shadow - p_model| averaged over classes
+  // (regression: |prediction difference|); 0 when nothing was compared.
+  double MeanAbsDiff() const;
+};
+
 struct ModalityCounts {
-  std::size_t present = 0;  // rows where the record held it
-  std::size_t used = 0;     // ... and its model answered
-  std::size_t failed = 0;   // ... and its model failed or timed out
+  std::size_t present = 0;             // rows where the record held it
+  std::size_t used = 0;                // ... and its model answered
+  std::size_t failed = 0;              // ... and its model failed or timed out
+  std::optional<ShadowCounts> shadow;  // when the modality has a shadow
 };
 
 struct RunSummary {
@@ -47,7 +64,8 @@ absl::StatusOr<RunSummary> RunStream(Pipeline& pipeline, std::istream& in,
                                      std::ostream& out,
                                      const RunOptions& options);
 
-// A few human lines: rows, ok/abstain/error, presence rate per modality.
+// A few human lines: rows, ok/abstain/error, presence rate per modality, and
+// for each shadowed modality how its shadow compared.
 std::string FormatSummary(const PipelineConfig& config,
                           const RunSummary& summary);
 

@@ -383,7 +383,7 @@ TEST(PipelineConfigErrorTest, UnknownKeyIsRejectedWithLineAndColumn) {
             "pipeline.yaml:8:29: modalities[0].model.versoin: unknown key "
             "'versoin'; allowed keys: plugin, version, sha256, params\n"
             "pipeline.yaml:9:5: modalities[0].retries: unknown key 'retries'; "
-            "allowed keys: name, input, model, on_error, timeout_ms, "
+            "allowed keys: name, input, model, shadow, on_error, timeout_ms, "
             "calibration\n"
             "pipeline.yaml:10:26: combiner.weights: unknown key 'weights'; "
             "allowed keys: plugin, version, sha256, params, fit\n"
