@@ -513,10 +513,10 @@ std::string FormatEvalSummary(const EvalResult& result) {
     out += line("  " + PatternName(result, e.mask), e);
   out += fmt::format(
       "\ncontribution: as given minus the modality masked (paired rows)\n"
-      "{:<{}} {:>6}  {:<24}  {:>9}  {:<24}\n",
+      "{:<{}} {:>6}  {:<24}  {:>9}  {}\n",
       "", width, "rows", "accuracy", "log loss", "roc_auc");
   for (const Contribution& c : result.contributions) {
-    out += fmt::format("{:<{}} {:>6}  {:<24}  {:>9}  {:<24}\n",
+    out += fmt::format("{:<{}} {:>6}  {:<24}  {:>9}  {}\n",
                        "  " + result.modalities[c.modality], width, c.rows,
                        WithInterval(c.with[kAccuracy] - c.without[kAccuracy],
                                     c.delta[kAccuracy], true),
