@@ -236,6 +236,12 @@ absl::StatusOr<std::vector<std::uint64_t>> ChoosePatterns(
     }
     how = "as listed (--patterns)";
   } else if (options.all_patterns || K <= kMaxDefaultModalities) {
+    if (K > kMaxAllPatternsModalities) {
+      return absl::InvalidArgumentError(fmt::format(
+          "patterns: every subset of {} modalities is {} patterns; list the "
+          "ones to simulate (at most {} modalities for all)",
+          K, all, kMaxAllPatternsModalities));
+    }
     for (std::uint64_t mask = 1; mask <= all; ++mask) masks.push_back(mask);
     how =
         fmt::format("every non-empty subset of the {} modalities ({})", K, all);

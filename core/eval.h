@@ -99,8 +99,11 @@ struct EvalOptions {
 
 // Up to this many modalities, every subset is simulated by default (63).
 inline constexpr std::size_t kMaxDefaultModalities = 6;
-// `--patterns all` and the report's masks stop here (2^16 - 1 patterns).
-inline constexpr std::size_t kMaxModalities = 16;
+// `all_patterns` stops here (2^16 - 1 patterns).
+inline constexpr std::size_t kMaxAllPatternsModalities = 16;
+// Patterns are bit masks, and each evaluated set's random stream is its kind
+// in the top byte of a 64-bit number above its mask: up to 48 modalities.
+inline constexpr std::size_t kMaxModalities = 48;
 
 // One evaluated set of rows.
 struct Evaluation {
