@@ -771,14 +771,15 @@ std::string Calibrator::ToJson() const {
   return out;
 }
 
-double ExpectedCalibrationError(const double* probabilities,
-                                const std::int32_t* labels, std::size_t rows,
-                                std::size_t classes, int bins) {
-  if (rows == 0 || classes == 0) return 0.0;
-  bins = std::max(bins, 1);
-  std::vector<double> confidence_sum(static_cast<std::size_t>(bins), 0.0);
-  std::vector<double> correct_sum(static_cast<std::size_t>(bins), 0.0);
+void ReliabilityBins(const double* probabilities, const std::int32_t* labels,
+                     std::size_t rows, std::size_t classes,
+                     const double* weights, std::span<ReliabilityBin> bins) {
+  std::fill(bins.begin(), bins.end(), ReliabilityBin{});
+  if (bins.empty() || classes == 0) return;
+  const int count = static_cast<int>(bins.size());
   for (std::size_t r = 0; r < rows; ++r) {
+    const double weight = weights == nullptr ? 1.0 : weights[r];
+    if (weight == 0.0) continue;
     const double* row = probabilities + r * classes;
     const std::size_t predicted =
         static_cast<std::size_t>(std::max_element(row, row + classes) - row);
@@ -787,24 +788,37 @@ double ExpectedCalibrationError(const double* probabilities,
     // the divisions b / bins define them.
     int b = 0;
     if (confidence > 0.0) {
-      const double scaled = confidence * bins;
-      b = scaled >= bins ? bins - 1
-                         : std::max(0, static_cast<int>(std::ceil(scaled)) - 1);
-      while (b > 0 && confidence <= static_cast<double>(b) / bins) --b;
-      while (b < bins - 1 && confidence > static_cast<double>(b + 1) / bins)
+      const double scaled = confidence * count;
+      b = scaled >= count
+              ? count - 1
+              : std::max(0, static_cast<int>(std::ceil(scaled)) - 1);
+      while (b > 0 && confidence <= static_cast<double>(b) / count) --b;
+      while (b < count - 1 && confidence > static_cast<double>(b + 1) / count)
         ++b;
     }
-    confidence_sum[static_cast<std::size_t>(b)] += confidence;
+    ReliabilityBin& bin = bins[static_cast<std::size_t>(b)];
+    bin.weight += weight;
+    bin.confidence += weight * confidence;
     const bool correct =
         labels[r] >= 0 && static_cast<std::size_t>(labels[r]) == predicted;
-    correct_sum[static_cast<std::size_t>(b)] += correct ? 1.0 : 0.0;
+    bin.correct += correct ? weight : 0.0;
   }
+}
+
+double ExpectedCalibrationError(const double* probabilities,
+                                const std::int32_t* labels, std::size_t rows,
+                                std::size_t classes, int bins,
+                                const double* weights) {
+  if (rows == 0 || classes == 0) return 0.0;
+  std::vector<ReliabilityBin> sums(static_cast<std::size_t>(std::max(bins, 1)));
+  ReliabilityBins(probabilities, labels, rows, classes, weights, sums);
   double ece = 0.0;
-  for (int b = 0; b < bins; ++b) {
-    ece += std::abs(correct_sum[static_cast<std::size_t>(b)] -
-                    confidence_sum[static_cast<std::size_t>(b)]);
+  double total = 0.0;
+  for (const ReliabilityBin& bin : sums) {
+    ece += std::abs(bin.correct - bin.confidence);
+    total += bin.weight;
   }
-  return ece / static_cast<double>(rows);
+  return total == 0.0 ? 0.0 : ece / total;
 }
 
 }  // namespace latefuse

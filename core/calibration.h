@@ -67,6 +67,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -139,15 +140,33 @@ class Calibrator {
   std::vector<std::vector<double>> y_;
 };
 
+// One confidence bin of a reliability diagram: sums over the rows that fell
+// in it, each row counted with its weight.
+struct ReliabilityBin {
+  double weight = 0.0;      // rows (sum of their weights)
+  double confidence = 0.0;  // sum of weight * top-label probability
+  double correct = 0.0;     // sum of weight over rows whose top label is right
+};
+
+// The top-label reliability diagram of [rows, C] probabilities against
+// labels, on bins.size() equal-width confidence bins, bin b holding
+// confidences in (b/bins, (b+1)/bins] (bin 0 also takes 0). The predicted
+// class is the first argmax; a label outside [0, C) counts as a miss.
+// `weights` ([rows], >= 0) counts each row that many times (a bootstrap
+// resample); null counts each once.
+void ReliabilityBins(const double* probabilities, const std::int32_t* labels,
+                     std::size_t rows, std::size_t classes,
+                     const double* weights, std::span<ReliabilityBin> bins);
+
 // Expected calibration error of [rows, C] probabilities against labels:
 // top-label ECE with `bins` (>= 1; smaller counts as 1) equal-width confidence
-// bins, bin b holding confidences in (b/bins, (b+1)/bins] (bin 0 also takes 0):
-// sum over bins of |bin|/rows * |accuracy - mean confidence|. The predicted
-// class is the first argmax; a label outside [0, C) counts as a miss. 0 when
-// rows is 0.
+// bins as ReliabilityBins has them: sum over bins of |bin|/rows * |accuracy -
+// mean confidence|, rows weighted by `weights` when given. 0 when there are
+// no rows (or no weight).
 double ExpectedCalibrationError(const double* probabilities,
                                 const std::int32_t* labels, std::size_t rows,
-                                std::size_t classes, int bins = 15);
+                                std::size_t classes, int bins = 15,
+                                const double* weights = nullptr);
 
 }  // namespace latefuse
 

@@ -32,8 +32,8 @@ struct Job {
   std::promise<void> done;
 };
 
-// Empty when every row of `p` ([rows, classes]) is a probability distribution,
-// else why not.
+}  // namespace
+
 std::string CheckDistributions(const double* p, std::size_t rows,
                                std::size_t classes, std::size_t* bad_row) {
   for (std::size_t r = 0; r < rows; ++r) {
@@ -53,6 +53,8 @@ std::string CheckDistributions(const double* p, std::size_t rows,
   }
   return "";
 }
+
+namespace {
 
 // What a regression output's variance column must hold.
 enum class Variance {

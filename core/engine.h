@@ -114,6 +114,13 @@ class Engine {
   std::vector<double> combine_explanation_;
 };
 
+// Empty when every row of `p` ([rows, classes]) is a probability
+// distribution (finite values in [0, 1] summing to 1 within 1e-6), else why
+// not, with *bad_row the first bad row: how the engine checks what models and
+// combiners return.
+std::string CheckDistributions(const double* p, std::size_t rows,
+                               std::size_t classes, std::size_t* bad_row);
+
 }  // namespace latefuse
 
 #endif  // LATEFUSE_CORE_ENGINE_H_

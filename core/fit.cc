@@ -6,9 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/calibration.h"
-#include "core/engine.h"
+#include "core/labelled.h"
 #include "core/plugin_instance.h"
-#include "core/records.h"
 #include "core/status_macros.h"
 #include "fmt/format.h"
 
@@ -17,84 +16,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Labelled rows' per-modality probabilities, gathered modality by modality
-// since the row count is known only at the end.
-struct Collected {
-  std::size_t rows = 0;
-  std::vector<std::vector<double>> probabilities;  // per k: [rows, C]
-  std::vector<std::vector<std::uint8_t>> present;  // per k: [rows]
-  std::vector<std::int32_t> labels;                // [rows]
-
-  explicit Collected(std::size_t modalities)
-      : probabilities(modalities), present(modalities) {}
-};
-
-std::optional<std::int32_t> ClassIndex(const std::vector<std::string>& classes,
-                                       const std::string& label) {
-  for (std::size_t c = 0; c < classes.size(); ++c) {
-    if (classes[c] == label) return static_cast<std::int32_t>(c);
-  }
-  return std::nullopt;
-}
-
-std::string UnknownLabel(std::size_t line, const std::string& label) {
-  return fmt::format(
-      "line {}: label \"{}\" is not one of the pipeline's classes", line,
-      label);
-}
-
 // Runs the models over labelled records.
 absl::Status CollectFromData(Pipeline& pipeline, const FitOptions& options,
-                             Collected& out, FitReport& report) {
-  const PipelineConfig& config = pipeline.config();
-  std::ifstream in(options.data);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot open data '", options.data.string(), "'"));
-  }
-  const std::size_t K = config.modalities.size();
-  const std::size_t C = config.classes.size();
-  RecordParser parser(Engine::RecordSpecs(config));
-  Engine engine(pipeline, {});
-  InputBatch batch;
-  BatchResult result;
-  std::size_t first_line = 1;
-  auto flush = [&] {
-    if (batch.rows == 0) return;
-    engine.Run(batch, result);
-    for (std::size_t r = 0; r < batch.rows; ++r) {
-      const std::size_t line = first_line + r;
-      std::optional<std::int32_t> label;
-      if (!batch.errors[r].empty()) {
-        report.skipped.push_back(batch.errors[r]);
-      } else if (!batch.has_label[r]) {
-        report.skipped.push_back(fmt::format("line {}: no label", line));
-      } else if (!(label = ClassIndex(config.classes, batch.labels[r]))) {
-        report.skipped.push_back(UnknownLabel(line, batch.labels[r]));
-      }
-      if (!label) continue;
-      out.labels.push_back(*label);
-      for (std::size_t k = 0; k < K; ++k) {
-        const bool used = result.used[k * batch.rows + r] != 0;
-        out.present[k].push_back(used ? 1 : 0);
-        const double* p =
-            result.modality_probabilities.data() + (k * batch.rows + r) * C;
-        out.probabilities[k].insert(out.probabilities[k].end(), p, p + C);
-      }
-      ++out.rows;
-    }
-    first_line += batch.rows;
-    batch.Clear();
-  };
-  std::string line;
-  while (std::getline(in, line)) {
-    ++report.lines;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    parser.Append(line, report.lines, batch);
-    if (batch.rows >= options.batch_size) flush();
-  }
-  flush();
-  return absl::OkStatus();
+                             LabelledRows& out, FitReport& report) {
+  LabelledOptions run;
+  run.batch_size = options.batch_size;
+  LabelledReport labelled;
+  absl::Status status = RunLabelled(pipeline, options.data, run, out, labelled);
+  report.lines = labelled.lines;
+  report.skipped = std::move(labelled.skipped);
+  return status;
 }
 
 // One modality's probabilities from a predictions line: a list in class
@@ -133,8 +64,8 @@ absl::StatusOr<std::vector<double>> ReadDistribution(
 // Reads ready-made per-modality probabilities; applies the pipeline's loaded
 // calibrators, as the engine does to its models' output.
 absl::Status CollectFromPredictions(Pipeline& pipeline,
-                                    const FitOptions& options, Collected& out,
-                                    FitReport& report) {
+                                    const FitOptions& options,
+                                    LabelledRows& out, FitReport& report) {
   const PipelineConfig& config = pipeline.config();
   std::ifstream in(options.predictions);
   if (!in) {
@@ -199,6 +130,7 @@ absl::Status CollectFromPredictions(Pipeline& pipeline,
         pipeline.modalities()[k].calibrator->Apply(row[k].data(), 1);
       }
       out.present[k].push_back(present ? 1 : 0);
+      out.used[k].push_back(present ? 1 : 0);
       row[k].resize(C, 0.0);
       out.probabilities[k].insert(out.probabilities[k].end(), row[k].begin(),
                                   row[k].end());
@@ -226,7 +158,7 @@ absl::Status WriteFile(const fs::path& path, const std::string& text,
 
 // Fits modality k's calibrator, writes it, and calibrates its probabilities.
 absl::StatusOr<fs::path> FitCalibration(Pipeline& pipeline, std::size_t k,
-                                        Collected& data,
+                                        LabelledRows& data,
                                         const FitOptions& options,
                                         FitReport& report) {
   const PipelineConfig& config = pipeline.config();
@@ -235,7 +167,7 @@ absl::StatusOr<fs::path> FitCalibration(Pipeline& pipeline, std::size_t k,
   std::vector<double> p;
   std::vector<std::int32_t> labels;
   for (std::size_t r = 0; r < data.rows; ++r) {
-    if (!data.present[k][r]) continue;
+    if (!data.used[k][r]) continue;
     p.insert(p.end(), data.probabilities[k].begin() + r * C,
              data.probabilities[k].begin() + (r + 1) * C);
     labels.push_back(data.labels[r]);
@@ -255,7 +187,7 @@ absl::StatusOr<fs::path> FitCalibration(Pipeline& pipeline, std::size_t k,
       options.out_dir / "calibration" / (modality.name + ".json");
   LATEFUSE_RETURN_IF_ERROR(WriteFile(file, calibrator->ToJson(), report));
   for (std::size_t r = 0; r < data.rows; ++r) {
-    if (data.present[k][r]) {
+    if (data.used[k][r]) {
       calibrator->Apply(data.probabilities[k].data() + r * C, 1);
     }
   }
@@ -297,7 +229,7 @@ absl::StatusOr<FitReport> FitPipeline(Pipeline& pipeline,
   }
 
   FitReport report;
-  Collected data(K);
+  LabelledRows data(K);
   LATEFUSE_RETURN_IF_ERROR(
       options.data.empty()
           ? CollectFromPredictions(pipeline, options, data, report)
@@ -312,7 +244,7 @@ absl::StatusOr<FitReport> FitPipeline(Pipeline& pipeline,
   report.rows = data.rows;
   report.present.assign(K, 0);
   for (std::size_t k = 0; k < K; ++k) {
-    for (std::uint8_t p : data.present[k]) report.present[k] += p;
+    for (std::uint8_t p : data.used[k]) report.present[k] += p;
   }
 
   std::string snippet =
@@ -337,8 +269,7 @@ absl::StatusOr<FitReport> FitPipeline(Pipeline& pipeline,
     for (std::size_t k = 0; k < K; ++k) {
       probabilities.insert(probabilities.end(), data.probabilities[k].begin(),
                            data.probabilities[k].end());
-      present.insert(present.end(), data.present[k].begin(),
-                     data.present[k].end());
+      present.insert(present.end(), data.used[k].begin(), data.used[k].end());
     }
     const LfFitData fit_data{sizeof(LfFitData),
                              K,

@@ -193,4 +193,11 @@ int RunCommand(const std::string& command, std::string* out, std::string* err) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+CommandResult RunLatefuse(const std::string& args) {
+  CommandResult result;
+  result.code = RunCommand("'" + CliPath().string() + "' " + args, &result.out,
+                           &result.err);
+  return result;
+}
+
 }  // namespace latefuse::testing

@@ -116,6 +116,16 @@ absl::StatusOr<std::string> FitThroughAbi(const LfCombinerApi& api,
 // Runs a shell command; returns its exit code and fills stdout/stderr.
 int RunCommand(const std::string& command, std::string* out, std::string* err);
 
+// What a command printed, and its exit code.
+struct CommandResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the `latefuse` program with `args` (already quoted for the shell).
+CommandResult RunLatefuse(const std::string& args);
+
 }  // namespace latefuse::testing
 
 #endif  // LATEFUSE_TESTS_TEST_UTIL_H_

@@ -13,8 +13,8 @@ packages=(
   libeigen3-dev liblbfgspp-dev
   # gradient-boosted trees for the xgboost model plugin
   libxgboost-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # tests and benchmarks; chromium renders `latefuse eval`'s HTML report headless
+  libgtest-dev libgmock-dev libbenchmark-dev chromium
   # reference implementations for fixtures and the demo's training script
   python3 python3-numpy python3-sklearn python3-xgboost
 )
