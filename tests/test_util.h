@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -23,11 +24,19 @@
 namespace latefuse::testing {
 
 // The source tree, the folder of the in-tree plugins, the folder of the test
-// plugins, and the `latefuse` program, as the build placed them.
+// plugins, and the programs, as the build placed them.
 std::filesystem::path SourceDir();
 std::filesystem::path PluginDir();
 std::filesystem::path TestPluginDir();
 std::filesystem::path CliPath();
+// The SDK's latefuse-plugin-harness program.
+std::filesystem::path HarnessPath();
+
+// The library of the one built version of plugin `name`,
+// <dir>/<name>/<version>/<name>.so, under PluginDir() or TestPluginDir(). Fails
+// the test when there is not exactly one version.
+std::filesystem::path PluginFile(std::string_view name);
+std::filesystem::path TestPluginFile(std::string_view name);
 
 // A fresh folder (mode 0755), removed with its contents at scope exit.
 class TempDir {
@@ -93,6 +102,20 @@ absl::StatusOr<std::string> FitThroughAbi(const LfCombinerApi& api,
 
 // Runs a shell command; returns its exit code and fills stdout/stderr.
 int RunCommand(const std::string& command, std::string* out, std::string* err);
+
+// `text` single-quoted for the shell, whatever it holds.
+std::string ShellQuote(std::string_view text);
+
+// What a program run said.
+struct CommandResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `program` with `args` (a shell command line, quoted as needed).
+CommandResult RunProgram(const std::filesystem::path& program,
+                         const std::string& args);
 
 }  // namespace latefuse::testing
 
