@@ -8,17 +8,21 @@
 // plugin with it alone, as MediaPipe's CalculatorRunner tests one calculator:
 //
 //   namespace lft = latefuse::sdk::testing;
-//   auto plugin = lft::Plugin::Load("build/my_model/1.0.0/my_model.so");
-//   if (!plugin.ok()) return fail(plugin.status().message());
+//   auto plugin = lft::Plugin::Load("build/threshold/1.0.0/threshold.so");
+//   if (!plugin.ok()) return Fail(plugin.status().message());
 //   auto model = plugin->CreateModel({R"({"cut": 2.0})", {"low", "high"}});
-//   const std::vector<float> rows = {1.0f, 3.0f};          // [2 rows, width 1]
-//   auto p = model->InferDense(rows.data(), 2, 1);         // [2, 2] float64
-//   if (p.ok()) double high = p->At(1, 1);                 // 0.9
+//   if (!model.ok()) return Fail(model.status().message());
+//   const std::vector<float> rows = {1.0f, 3.0f};   // [2 rows, width 1]
+//   auto p = model->InferDense(rows.data(), 2, 1);  // one infer call
+//   if (!p.ok()) return Fail(p.status().message());
+//   p->At(1, 1);                                    // row 1's P(high): 0.9
 //
 // Every failure is an sdk::Status whose message says what and where, prefixed
 // "plugin '<name>' (<path>): " as the host's are. Header-only, like the rest of
-// the SDK: needs C++17, nlohmann_json and libdl (${CMAKE_DL_LIBS}). Linux and
-// other ELF systems. Plugins are never unloaded, as in the host.
+// the SDK: needs C++17, nlohmann_json and libdl (CMake: link
+// LateFuse::testing). Linux and other ELF systems. Plugins are never unloaded,
+// as in the host. One process should not load the same library through both
+// this harness and a host: a plugin keeps the host API of its last caller.
 #ifndef LATEFUSE_TESTING_HPP_
 #define LATEFUSE_TESTING_HPP_
 
