@@ -57,8 +57,7 @@ void BM_TfidfLinearInfer(benchmark::State& state) {
     while (texts.size() < 10000) texts.push_back(texts[texts.size() % base]);
   }
 
-  const std::string so = std::string(LATEFUSE_PLUGIN_DIR) + "/tfidf_linear.so";
-  void* handle = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* handle = dlopen(LATEFUSE_PLUGIN_FILE, RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) return state.SkipWithError(dlerror());
   auto entry =
       reinterpret_cast<LfPluginEntryFn>(dlsym(handle, LATEFUSE_ENTRY_SYMBOL));

@@ -53,8 +53,7 @@ void PluginInfer(benchmark::State& state) {
   const std::size_t rows = static_cast<std::size_t>(state.range(0));
   std::size_t width = 0;
   const std::vector<float> dense = Rows(rows, &width);
-  absl::StatusOr<LoadedPlugin> plugin =
-      LoadPluginFile(std::filesystem::path(LATEFUSE_PLUGIN_DIR) / "xgboost.so");
+  absl::StatusOr<LoadedPlugin> plugin = LoadPluginFile(LATEFUSE_PLUGIN_FILE);
   if (!plugin.ok()) {
     state.SkipWithError(std::string(plugin.status().message()).c_str());
     return;

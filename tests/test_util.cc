@@ -19,28 +19,35 @@ fs::path SourceDir() { return LATEFUSE_SOURCE_DIR; }
 fs::path PluginDir() { return LATEFUSE_PLUGIN_DIR; }
 fs::path TestPluginDir() { return LATEFUSE_TEST_PLUGIN_DIR; }
 fs::path CliPath() { return LATEFUSE_CLI; }
+fs::path HarnessPath() { return LATEFUSE_HARNESS; }
 
 namespace {
 
-fs::path BuiltLibrary(const fs::path& dir, const std::string& name) {
-  const std::string file = name + ".so";
+fs::path ArtefactFile(const fs::path& dir, std::string_view name) {
+  const std::string file = std::string(name) + ".so";
+  std::vector<fs::path> found;
   std::error_code ec;
-  for (const fs::directory_entry& folder :
+  for (const fs::directory_entry& version :
        fs::directory_iterator(dir / name, ec)) {
-    if (fs::exists(folder.path() / file)) return folder.path() / file;
+    if (fs::exists(version.path() / file))
+      found.push_back(version.path() / file);
   }
-  EXPECT_TRUE(fs::exists(dir / file))
-      << "no built plugin " << name << " in " << dir;
-  return dir / file;
+  if (found.empty() && fs::exists(dir / file)) return dir / file;
+  if (found.size() != 1) {
+    ADD_FAILURE() << "expected one built version of plugin '" << name << "' in "
+                  << (dir / name) << ", found " << found.size();
+    return found.empty() ? dir / name / "missing" / file : found.front();
+  }
+  return found.front();
 }
 
 }  // namespace
 
-fs::path PluginFile(const std::string& name) {
-  return BuiltLibrary(PluginDir(), name);
+fs::path PluginFile(std::string_view name) {
+  return ArtefactFile(PluginDir(), name);
 }
-fs::path TestPluginFile(const std::string& name) {
-  return BuiltLibrary(TestPluginDir(), name);
+fs::path TestPluginFile(std::string_view name) {
+  return ArtefactFile(TestPluginDir(), name);
 }
 
 fs::path InstallArtefact(const fs::path& dir, const fs::path& library,
@@ -193,11 +200,27 @@ int RunCommand(const std::string& command, std::string* out, std::string* err) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-CommandResult RunLatefuse(const std::string& args) {
+std::string ShellQuote(std::string_view text) {
+  std::string quoted = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+CommandResult RunProgram(const fs::path& program, const std::string& args) {
   CommandResult result;
-  result.code = RunCommand("'" + CliPath().string() + "' " + args, &result.out,
-                           &result.err);
+  result.code = RunCommand(ShellQuote(program.string()) + " " + args,
+                           &result.out, &result.err);
   return result;
+}
+
+CommandResult RunLatefuse(const std::string& args) {
+  return RunProgram(CliPath(), args);
 }
 
 }  // namespace latefuse::testing

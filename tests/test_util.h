@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -23,17 +24,20 @@
 namespace latefuse::testing {
 
 // The source tree, the folder of the in-tree plugins, the folder of the test
-// plugins, and the `latefuse` program, as the build placed them.
+// plugins, and the programs, as the build placed them.
 std::filesystem::path SourceDir();
 std::filesystem::path PluginDir();
 std::filesystem::path TestPluginDir();
 std::filesystem::path CliPath();
+// The SDK's latefuse-plugin-harness program.
+std::filesystem::path HarnessPath();
 
-// The built library of plugin `name` in PluginDir() (TestPluginDir()): the one
-// <name>/<version>/<name>.so latefuse_add_plugin laid out, or a bare
-// <name>.so. Fails the test when there is none.
-std::filesystem::path PluginFile(const std::string& name);
-std::filesystem::path TestPluginFile(const std::string& name);
+// The library of the one built version of plugin `name`,
+// <dir>/<name>/<version>/<name>.so, under PluginDir() or TestPluginDir(), or
+// the bare <dir>/<name>.so of a test library built by hand. Fails the test
+// when there is not exactly one.
+std::filesystem::path PluginFile(std::string_view name);
+std::filesystem::path TestPluginFile(std::string_view name);
 
 // What an artefact folder's manifest says about its library.
 struct ArtefactSpec {
@@ -116,12 +120,19 @@ absl::StatusOr<std::string> FitThroughAbi(const LfCombinerApi& api,
 // Runs a shell command; returns its exit code and fills stdout/stderr.
 int RunCommand(const std::string& command, std::string* out, std::string* err);
 
-// What a command printed, and its exit code.
+// `text` single-quoted for the shell, whatever it holds.
+std::string ShellQuote(std::string_view text);
+
+// What a program run said.
 struct CommandResult {
   int code = -1;
   std::string out;
   std::string err;
 };
+
+// Runs `program` with `args` (a shell command line, quoted as needed).
+CommandResult RunProgram(const std::filesystem::path& program,
+                         const std::string& args);
 
 // Runs the `latefuse` program with `args` (already quoted for the shell).
 CommandResult RunLatefuse(const std::string& args);

@@ -37,9 +37,9 @@ class Threshold {
   latefuse::sdk::Status Infer(const latefuse::sdk::Batch& batch,
                               latefuse::sdk::ProbabilitiesOut& out) {
     for (std::size_t r = 0; r < batch.rows(); ++r) {
-      const double p = batch.Row(r)[0] > cut_ ? 0.9 : 0.1;
-      out.Row(r)[0] = 1.0 - p;
-      out.Row(r)[1] = p;
+      const bool above = batch.Row(r)[0] > cut_;
+      out.Row(r)[0] = above ? 0.1 : 0.9;
+      out.Row(r)[1] = above ? 0.9 : 0.1;
     }
     return {};
   }

@@ -43,9 +43,8 @@ const std::map<std::string, double> kDemoWeights = {{"vitals", 1.0},
 fs::path DemoDir() { return testing::SourceDir() / "configs/demo"; }
 fs::path DemoInput() { return DemoDir() / "data/patients.jsonl"; }
 
-// Single-quoted for the shell.
 std::string Quote(const fs::path& path) {
-  return absl::StrCat("'", path.string(), "'");
+  return testing::ShellQuote(path.string());
 }
 
 // Replaces every `from` in `text` with `to`; returns how many there were.
@@ -76,19 +75,11 @@ fs::path DemoPipeline(const testing::TempDir& dir) {
   return dir.Write("pipeline.yaml", yaml);
 }
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using Result = testing::CommandResult;
 
 // Runs `latefuse <args>`.
 Result Latefuse(const std::string& args) {
-  Result result;
-  result.code =
-      testing::RunCommand(absl::StrCat(Quote(testing::CliPath()), " ", args),
-                          &result.out, &result.err);
-  return result;
+  return testing::RunProgram(testing::CliPath(), args);
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -306,9 +297,9 @@ TEST(CliTest, ValidatePrintsThePlan) {
   const Result result = Latefuse(absl::StrCat("validate ", Quote(pipeline)));
   ASSERT_EQ(result.code, 0) << result.err;
 
-  const fs::path linear = fs::canonical(testing::PluginDir() / "linear.so");
+  const fs::path linear = fs::canonical(testing::PluginFile("linear"));
   const fs::path weighted_mean =
-      fs::canonical(testing::PluginDir() / "weighted_mean.so");
+      fs::canonical(testing::PluginFile("weighted_mean"));
   absl::StatusOr<std::string> linear_sha = Sha256OfFile(linear.string());
   absl::StatusOr<std::string> combiner_sha =
       Sha256OfFile(weighted_mean.string());
@@ -390,7 +381,7 @@ TEST(CliTest, ValidateOfABrokenPipelineFileNamesFileLineColumnAndKey) {
 }
 
 TEST(CliTest, PluginsInspectPrintsTheDescriptor) {
-  const fs::path linear = testing::PluginDir() / "linear.so";
+  const fs::path linear = testing::PluginFile("linear");
   const Result result =
       Latefuse(absl::StrCat("plugins inspect ", Quote(linear)));
   ASSERT_EQ(result.code, 0) << result.err;
@@ -406,8 +397,8 @@ TEST(CliTest, PluginsInspectPrintsTheDescriptor) {
                                      LATEFUSE_ABI_MINOR, ")")));
   EXPECT_THAT(result.out, HasSubstr(absl::StrCat("sha256:      ", *sha)));
 
-  const Result mean = Latefuse(absl::StrCat(
-      "plugins inspect ", Quote(testing::PluginDir() / "mean.so")));
+  const Result mean = Latefuse(
+      absl::StrCat("plugins inspect ", Quote(testing::PluginFile("mean"))));
   ASSERT_EQ(mean.code, 0) << mean.err;
   EXPECT_THAT(mean.out, HasSubstr("kind:        combiner\n"));
 }

@@ -433,7 +433,7 @@ INSTANTIATE_TEST_SUITE_P(
 // A combiner library's function table, loaded as the host loads it.
 const LfCombinerApi* CombinerApi(const std::string& plugin) {
   absl::StatusOr<LoadedPlugin> loaded =
-      LoadPluginFile(testing::PluginDir() / (plugin + ".so"));
+      LoadPluginFile(testing::PluginFile(plugin));
   EXPECT_TRUE(loaded.ok()) << loaded.status();
   if (!loaded.ok()) return nullptr;
   EXPECT_EQ(loaded->descriptor->kind, LF_KIND_COMBINER);
@@ -728,7 +728,7 @@ TEST(CombinerDescriptorTest, OnlyWeightedMeanAndGatedAreTrainable) {
   for (const std::string plugin :
        {"geometric", "max", "min", "median", "vote"}) {
     absl::StatusOr<LoadedPlugin> loaded =
-        LoadPluginFile(testing::PluginDir() / (plugin + ".so"));
+        LoadPluginFile(testing::PluginFile(plugin));
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     EXPECT_EQ(std::string(loaded->descriptor->version), "1.0.0") << plugin;
     EXPECT_EQ(loaded->descriptor->combiner->fit, nullptr) << plugin;
@@ -736,7 +736,7 @@ TEST(CombinerDescriptorTest, OnlyWeightedMeanAndGatedAreTrainable) {
   for (const auto& [plugin, version] :
        {std::pair{"weighted_mean", "1.2.0"}, std::pair{"gated", "1.0.0"}}) {
     absl::StatusOr<LoadedPlugin> loaded =
-        LoadPluginFile(testing::PluginDir() / (std::string(plugin) + ".so"));
+        LoadPluginFile(testing::PluginFile(plugin));
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     EXPECT_EQ(std::string(loaded->descriptor->version), version) << plugin;
     EXPECT_NE(loaded->descriptor->combiner->fit, nullptr) << plugin;

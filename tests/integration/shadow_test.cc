@@ -633,8 +633,8 @@ INSTANTIATE_TEST_SUITE_P(
                    "shadow model of modality 'a', which needs a model"}},
         BadShadow{"VersionNotSatisfied",
                   "{plugin: test_model, version: \">=2\"}",
-                  {"shadow model of modality 'a': plugin 'test_model' (",
-                   "does not satisfy the pipeline's constraint '>=2'"}},
+                  {"shadow model of modality 'a': plugin 'test_model': ",
+                   "no version satisfies >=2 (found 1.0.0)"}},
         BadShadow{
             "HashMismatch",
             "{plugin: test_model, sha256: " + std::string(64, '0') + "}",

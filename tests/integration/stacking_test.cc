@@ -386,7 +386,7 @@ Split ReadSplit(const json& split, std::size_t classes) {
 // The in-tree stacking plugin's combiner table, loaded as the host loads it.
 const LfCombinerApi* StackingApi() {
   absl::StatusOr<LoadedPlugin> plugin =
-      LoadPluginFile(testing::PluginDir() / "stacking.so");
+      LoadPluginFile(testing::PluginFile("stacking"));
   EXPECT_TRUE(plugin.ok()) << plugin.status();
   if (!plugin.ok()) return nullptr;
   EXPECT_EQ(std::string(plugin->descriptor->version), "1.0.0");

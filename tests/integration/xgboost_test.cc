@@ -80,7 +80,7 @@ Cases ReadCases(const std::string& name) {
 // The plugin's model table, loaded as `latefuse plugins inspect` loads it.
 const LfModelApi* XgboostApi() {
   absl::StatusOr<LoadedPlugin> plugin =
-      LoadPluginFile(testing::PluginDir() / "xgboost.so");
+      LoadPluginFile(testing::PluginFile("xgboost"));
   EXPECT_TRUE(plugin.ok()) << plugin.status();
   if (!plugin.ok()) return nullptr;
   EXPECT_EQ(std::string(plugin->descriptor->name), "xgboost");
