@@ -9,12 +9,16 @@ packages=(
   # libraries the host, SDK and plugins build against
   libboost-dev libyaml-cpp-dev libfmt-dev libabsl-dev nlohmann-json3-dev
   libsimdjson-dev libcli11-dev libssl-dev
+  # HTTP for `latefuse serve` and the `remote` model plugin
+  libcpp-httplib-dev
   # numerics for fitting combiners and calibrators
   libeigen3-dev liblbfgspp-dev
   # gradient-boosted trees for the xgboost model plugin
   libxgboost-dev
   # tests and benchmarks; chromium renders `latefuse eval`'s HTML report headless
   libgtest-dev libgmock-dev libbenchmark-dev chromium
+  # load generator for the server's benchmark (bench/serve.sh)
+  wrk
   # reference implementations for fixtures and the demo's training script
   python3 python3-numpy python3-sklearn python3-xgboost
 )
