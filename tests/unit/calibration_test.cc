@@ -34,7 +34,7 @@ constexpr double kIsotonicTolerance = 1e-9;
 constexpr double kApplyTolerance = 1e-12;
 
 fs::path FixtureDir() {
-  return fs::path(LATEFUSE_SOURCE_DIR) / "tests" / "fixtures" / "calibration";
+  return testing::SourceDir() / "tests" / "fixtures" / "calibration";
 }
 
 // A labelled [rows, C] table, row-major, as Fit and Apply take it.
