@@ -296,6 +296,8 @@ std::vector<Artefact> FindArtefacts(const std::vector<fs::path>& plugin_dirs,
           const fs::path manifest = folder.path() / kManifestFileName;
           if (fs::exists(manifest, ec)) {
             a.manifest = ReadManifest(manifest);
+          } else if (!fs::exists(a.library(), ec)) {
+            continue;  // neither manifest nor library: not a plugin's folder
           } else {
             a.manifest = absl::NotFoundError(absl::StrCat(
                 "no ", kManifestFileName, " in '", folder.path().string(),

@@ -118,7 +118,8 @@ struct Artefact {
 
 // The artefacts of plugin `name` (every plugin when `name` is empty) in
 // `plugin_dirs`, in directory order, then by name, then by descending version.
-// Folders whose name is not a version are not artefacts and are skipped.
+// Folders whose name is not a version, or that hold neither a manifest nor a
+// <name>.so, are not artefacts and are skipped.
 std::vector<Artefact> FindArtefacts(
     const std::vector<std::filesystem::path>& plugin_dirs,
     std::string_view name = {});
