@@ -62,6 +62,26 @@ void ExpectHistograms(const json& actual, const json& expected,
     EXPECT_EQ(actual[c], counts) << what << " " << c;
 }
 
+// The fusion3 pipeline loaded for running, and a monitor of it against the
+// profile in `profile_file`; a null monitor after a test failure.
+struct Monitored {
+  std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<DriftMonitor> monitor;
+};
+
+Monitored Monitor(const testing::TempDir& dir, const fs::path& profile_file) {
+  Monitored m;
+  absl::StatusOr<Profile> profile = ReadProfile(profile_file);
+  EXPECT_TRUE(profile.ok()) << profile.status();
+  m.pipeline = testing::LoadPipelineOrFail(dir, Fusion3Pipeline());
+  if (!profile.ok() || m.pipeline == nullptr) return m;
+  absl::StatusOr<std::unique_ptr<DriftMonitor>> monitor =
+      DriftMonitor::Create(*profile, m.pipeline->config());
+  EXPECT_TRUE(monitor.ok()) << monitor.status();
+  if (monitor.ok()) m.monitor = *std::move(monitor);
+  return m;
+}
+
 TEST(DriftEvalTest, EvalProfileThenShiftedTrafficGivesNumPysPsi) {
   const json expected = testing::ReadJson(Fixtures() / "drift/fusion3.json");
   testing::TempDir dir;
@@ -88,23 +108,17 @@ TEST(DriftEvalTest, EvalProfileThenShiftedTrafficGivesNumPysPsi) {
                    "fused");
 
   // Shifted traffic through the engine, as `latefuse run` feeds it.
-  absl::StatusOr<Profile> profile = ReadProfile(profile_file);
-  ASSERT_TRUE(profile.ok()) << profile.status();
-  std::unique_ptr<Pipeline> pipeline =
-      testing::LoadPipelineOrFail(dir, Fusion3Pipeline());
-  ASSERT_NE(pipeline, nullptr);
-  absl::StatusOr<std::unique_ptr<DriftMonitor>> monitor =
-      DriftMonitor::Create(*profile, pipeline->config());
-  ASSERT_TRUE(monitor.ok()) << monitor.status();
-  EXPECT_TRUE((*monitor)->unmatched().empty());
-  Engine engine(*pipeline, {});
-  RecordParser parser(Engine::RecordSpecs(pipeline->config()));
+  Monitored m = Monitor(dir, profile_file);
+  ASSERT_NE(m.monitor, nullptr);
+  EXPECT_TRUE(m.monitor->unmatched().empty());
+  Engine engine(*m.pipeline, {});
+  RecordParser parser(Engine::RecordSpecs(m.pipeline->config()));
   InputBatch batch;
   BatchResult result;
   std::size_t line = 0;
   auto flush = [&] {
     engine.Run(batch, result);
-    const absl::Status status = (*monitor)->Observe(result);
+    const absl::Status status = m.monitor->Observe(result);
     EXPECT_TRUE(status.ok()) << status;
     batch.Clear();
   };
@@ -116,7 +130,7 @@ TEST(DriftEvalTest, EvalProfileThenShiftedTrafficGivesNumPysPsi) {
   if (batch.rows > 0) flush();
   ASSERT_EQ(line, 60u);
 
-  const DriftSnapshot snapshot = (*monitor)->Snapshot();
+  const DriftSnapshot snapshot = m.monitor->Snapshot();
   const json& shifted = expected["shifted"];
   EXPECT_EQ(snapshot.batch_rows, shifted["batch_rows"].get<std::size_t>());
   std::vector<const DriftSeries*> series;
@@ -164,15 +178,9 @@ TEST(DriftEvalTest, FitWritesTheModalitiesProfile) {
   // The fitted combiner did not run: no fused reference, and the monitor
   // says so.
   EXPECT_FALSE(written.contains("fused"));
-  absl::StatusOr<Profile> profile = ReadProfile(profile_file);
-  ASSERT_TRUE(profile.ok()) << profile.status();
-  std::unique_ptr<Pipeline> pipeline =
-      testing::LoadPipelineOrFail(dir, Fusion3Pipeline());
-  ASSERT_NE(pipeline, nullptr);
-  absl::StatusOr<std::unique_ptr<DriftMonitor>> monitor =
-      DriftMonitor::Create(*profile, pipeline->config());
-  ASSERT_TRUE(monitor.ok()) << monitor.status();
-  const DriftSnapshot snapshot = (*monitor)->Snapshot();
+  Monitored m = Monitor(dir, profile_file);
+  ASSERT_NE(m.monitor, nullptr);
+  const DriftSnapshot snapshot = m.monitor->Snapshot();
   EXPECT_FALSE(snapshot.fused.has_reference);
   EXPECT_TRUE(snapshot.modalities[0].has_reference);
 }
