@@ -320,22 +320,6 @@ Json BinsJson(const std::vector<ReliabilityBin>& bins) {
   return out;
 }
 
-Json HistogramsJson(const EvalResult& result, const ProbabilityProfile& p) {
-  Json out = Json::object();
-  for (std::size_t c = 0; c < result.classes.size(); ++c)
-    out[result.classes[c]] = p.histograms[c];
-  return out;
-}
-
-void AddHistogram(const double* probabilities, std::size_t C, int bins,
-                  ProbabilityProfile& profile) {
-  for (std::size_t c = 0; c < C; ++c) {
-    const auto b = static_cast<std::size_t>(
-        std::min(std::floor(probabilities[c] * bins), bins - 1.0));
-    ++profile.histograms[c][b];
-  }
-}
-
 }  // namespace
 
 std::string PatternName(const EvalResult& result, std::uint64_t mask) {
@@ -388,7 +372,6 @@ absl::StatusOr<EvalResult> Evaluate(Pipeline& pipeline,
   result.data_file = options.data.string();
   result.bootstrap = options.bootstrap;
   result.ece_bins = options.ece_bins;
-  result.profile_bins = options.profile_bins;
 
   // Every model, once per row.
   LabelledRows data(K);
@@ -427,22 +410,14 @@ absl::StatusOr<EvalResult> Evaluate(Pipeline& pipeline,
   // Rows a model with on_error: fail failed on: errors, as the engine has
   // them.
   std::vector<std::uint8_t> failed(N, 0);
-  result.profiles.resize(K);
+  result.profile = ModalityProfiles(config, data, options.profile_bins);
   for (std::size_t k = 0; k < K; ++k) {
-    ProbabilityProfile& profile = result.profiles[k];
-    profile.histograms.assign(
-        C, std::vector<std::size_t>(options.profile_bins, 0));
+    const ProbabilityProfile& profile = result.profile.distributions[k];
     const bool fail = config.modalities[k].on_error == OnError::kFail;
     for (std::size_t r = 0; r < N; ++r) {
       present[r] |= std::uint64_t{data.present[k][r]} << k;
       used[r] |= std::uint64_t{data.used[k][r]} << k;
       if (fail && data.present[k][r] && !data.used[k][r]) failed[r] = 1;
-      profile.present += data.present[k][r];
-      profile.used += data.used[k][r];
-      if (data.used[k][r]) {
-        AddHistogram(data.probabilities[k].data() + r * C, C,
-                     options.profile_bins, profile);
-      }
     }
     if (profile.present > profile.used) {
       result.warnings.push_back(fmt::format(
@@ -483,15 +458,13 @@ absl::StatusOr<EvalResult> Evaluate(Pipeline& pipeline,
   const std::vector<double> given = fused;
   result.as_given.mask = all;
   job(result.as_given, Stream(kAsGiven, 0));
-  result.fused_profile.histograms.assign(
-      C, std::vector<std::size_t>(options.profile_bins, 0));
+  ProbabilityProfile& fused_profile =
+      result.profile.fused.emplace(C, options.profile_bins);
+  fused_profile.present = N;
   for (std::size_t r = 0; r < N; ++r) {
-    if (given_status[r] != RowStatus::kOk) continue;
-    ++result.fused_profile.used;
-    AddHistogram(given.data() + r * C, C, options.profile_bins,
-                 result.fused_profile);
+    if (given_status[r] == RowStatus::kOk)
+      fused_profile.Add(given.data() + r * C);
   }
-  result.fused_profile.present = N;
   result.reliability.resize(static_cast<std::size_t>(options.ece_bins));
   ReliabilityBins(jobs[0].scored.probabilities.data(),
                   jobs[0].scored.labels.data(), jobs[0].scored.labels.size(), C,
@@ -627,7 +600,7 @@ std::string ReportJson(const EvalResult& result) {
     class_counts[result.classes[c]] = result.class_counts[c];
   Json modalities = Json::array();
   for (std::size_t k = 0; k < result.modalities.size(); ++k) {
-    const ProbabilityProfile& p = result.profiles[k];
+    const ProbabilityProfile& p = result.profile.distributions[k];
     modalities.push_back({{"name", result.modalities[k]},
                           {"present", p.present},
                           {"used", p.used},
@@ -710,34 +683,6 @@ std::string ReportJson(const EvalResult& result) {
   return json.dump(1) + "\n";
 }
 
-std::string ProfileJson(const EvalResult& result) {
-  Json edges = Json::array();
-  for (int b = 0; b <= result.profile_bins; ++b)
-    edges.push_back(static_cast<double>(b) / result.profile_bins);
-  Json modalities = Json::object();
-  for (std::size_t k = 0; k < result.modalities.size(); ++k) {
-    const ProbabilityProfile& p = result.profiles[k];
-    modalities[result.modalities[k]] = {
-        {"present", p.present},
-        {"presence_rate",
-         static_cast<double>(p.present) / static_cast<double>(result.rows)},
-        {"used", p.used},
-        {"histograms", HistogramsJson(result, p)}};
-  }
-  const Json json = {
-      {"format", "latefuse.profile/v1"},
-      {"pipeline", result.pipeline_name},
-      {"classes", result.classes},
-      {"rows", result.rows},
-      {"bins", result.profile_bins},
-      {"edges", edges},
-      {"modalities", modalities},
-      {"fused",
-       {{"rows", result.fused_profile.used},
-        {"histograms", HistogramsJson(result, result.fused_profile)}}}};
-  return json.dump(1) + "\n";
-}
-
 absl::Status WriteEvalReport(const EvalResult& result, const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -747,7 +692,7 @@ absl::Status WriteEvalReport(const EvalResult& result, const fs::path& dir) {
   }
   const std::pair<const char*, std::string> files[] = {
       {"report.json", ReportJson(result)},
-      {"profile.json", ProfileJson(result)},
+      {"profile.json", ProfileJson(result.profile)},
       {"report.html", ReportHtml(result)}};
   for (const auto& [name, text] : files) {
     const fs::path path = dir / name;

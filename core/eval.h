@@ -53,16 +53,10 @@
 // class absent) is null, as is an interval fewer than half the bootstrap
 // replicates define.
 //
-// profile.json (format "latefuse.profile/v1"), the reference a server
-// compares live traffic with (population stability index per modality):
-//   {"format": "latefuse.profile/v1", "pipeline", "classes": [...],
-//    "rows": N, "bins": B, "edges": [0, 1/B, ..., 1],
-//    "modalities": {name: {"present": n, "presence_rate": n / N, "used": u,
-//                          "histograms": {class: [B counts]}}},
-//    "fused": {"rows": ok rows, "histograms": {class: [B counts]}}}
-//   A probability p (after the modality's calibration, as the combiner gets
-//   it) falls in bin min(floor(p * B), B - 1); a modality's histograms count
-//   its `used` rows, the fused ones the rows the pipeline answered as given.
+// profile.json (format "latefuse.profile/v1", documented in core/profile.h),
+// the reference a drift monitor (core/drift.h) compares live traffic with:
+// per modality, histograms of its `used` rows' probabilities; fused, those of
+// the rows the pipeline answered as given.
 #ifndef LATEFUSE_CORE_EVAL_H_
 #define LATEFUSE_CORE_EVAL_H_
 
@@ -77,6 +71,7 @@
 #include "core/calibration.h"
 #include "core/metrics.h"
 #include "core/pipeline.h"
+#include "core/profile.h"
 
 namespace latefuse {
 
@@ -91,7 +86,7 @@ struct EvalOptions {
   std::vector<std::vector<std::string>> patterns;
   bool all_patterns = false;  // every non-empty subset, whatever K
   int ece_bins = 15;
-  int profile_bins = 10;
+  int profile_bins = kDefaultProfileBins;
   unsigned threads = 0;  // for the bootstrap; 0: one per core
   // Progress for long work ("models: 4096 lines", "bootstrap: 12/80 sets").
   std::function<void(const std::string&)> progress;
@@ -124,13 +119,6 @@ struct Contribution {
   std::array<Interval, kMetricCount> delta{};  // of with - without
 };
 
-// A modality's or the fused output's probabilities on fixed bins.
-struct ProbabilityProfile {
-  std::size_t present = 0;
-  std::size_t used = 0;
-  std::vector<std::vector<std::size_t>> histograms;  // [C][bins]
-};
-
 struct EvalResult {
   std::string pipeline_name;
   std::string pipeline_file;
@@ -153,9 +141,7 @@ struct EvalResult {
   std::vector<Contribution> contributions;  // pipeline order
   std::vector<ReliabilityBin> reliability;  // as given
   std::vector<std::vector<ReliabilityBin>> alone_reliability;
-  std::vector<ProbabilityProfile> profiles;  // per modality
-  ProbabilityProfile fused_profile;
-  int profile_bins = 10;
+  Profile profile;  // per modality (present, used) and fused
   std::vector<std::string> warnings;
   double seconds_models = 0.0;
   double seconds_total = 0.0;
@@ -170,9 +156,8 @@ absl::StatusOr<EvalResult> Evaluate(Pipeline& pipeline,
 // "vitals+labs" ("none" for the empty pattern).
 std::string PatternName(const EvalResult& result, std::uint64_t mask);
 
-// report.json and profile.json, as documented above.
+// report.json, as documented above (profile.json: ProfileJson(result.profile)).
 std::string ReportJson(const EvalResult& result);
-std::string ProfileJson(const EvalResult& result);
 
 // Writes report.json, profile.json and report.html to `dir` (created).
 absl::Status WriteEvalReport(const EvalResult& result,

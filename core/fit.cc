@@ -8,6 +8,7 @@
 #include "core/calibration.h"
 #include "core/labelled.h"
 #include "core/plugin_instance.h"
+#include "core/profile.h"
 #include "core/status_macros.h"
 #include "fmt/format.h"
 
@@ -261,6 +262,14 @@ absl::StatusOr<FitReport> FitPipeline(Pipeline& pipeline,
         "true}}\n",
         m.name, m.calibration->method, Relative(file, config.base_dir));
   }
+
+  // The reference for drift monitoring: the modalities' probabilities as the
+  // combiner gets them, with the calibrations just fitted. No fused output:
+  // the fitted combiner is not run here.
+  LATEFUSE_RETURN_IF_ERROR(WriteFile(
+      options.out_dir / "profile.json",
+      ProfileJson(ModalityProfiles(config, data, kDefaultProfileBins)),
+      report));
 
   if (config.combiner.fit_json) {
     std::vector<double> probabilities;
