@@ -127,8 +127,9 @@ absl::Status ReadInput(const ModalityConfig& m, element input, std::size_t rows,
                                          rows));
     }
   }
+  // Every value is checked, also those of rows marked missing: a tensor
+  // holds values of its datatype throughout.
   for (std::size_t r = 0; r < rows; ++r) {
-    if (!column.present[r]) continue;
     if (dense) {
       for (std::size_t j = 0; j < width; ++j) {
         double number = 0;
@@ -139,7 +140,8 @@ absl::Status ReadInput(const ModalityConfig& m, element input, std::size_t rows,
                                              "float32 number",
                                              r * width + j));
         }
-        column.dense.push_back(static_cast<float>(number));
+        if (column.present[r])
+          column.dense.push_back(static_cast<float>(number));
       }
       continue;
     }
@@ -147,6 +149,7 @@ absl::Status ReadInput(const ModalityConfig& m, element input, std::size_t rows,
     if (leaves[r].get_string().get(text) != simdjson::SUCCESS) {
       return Invalid(m.name, fmt::format("\"data\"[{}]: expected a string", r));
     }
+    if (!column.present[r]) continue;
     if (m.input_kind == InputKind::kText) {
       column.items.emplace_back(text);
     } else if (!absl::Base64Unescape(
