@@ -398,6 +398,9 @@ absl::Status Serve(const ServeOptions& options) {
     };
   }
   http.set_payload_max_length(options.max_body_bytes);
+  // An answer goes out as headers then body: without this, Nagle's algorithm
+  // holds the body for the client's delayed ACK (some 40 ms).
+  http.set_tcp_nodelay(true);
   server.Route(http);
   if (!http.bind_to_port(options.host, options.port)) {
     return absl::UnavailableError(fmt::format(
