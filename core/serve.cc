@@ -284,6 +284,8 @@ class Server {
     }
     served.engine->Run(batch, result);
     engine.unlock();
+    // Per-modality drift (core/drift.h, built apart) observes the same
+    // batches: its hook belongs beside this call.
     metrics_.ObserveBatch(served.pipeline->config(), batch, result);
     if (options_.deadline_ms > 0 &&
         Clock::now() >
