@@ -1,8 +1,8 @@
 // The Open Inference Protocol (KServe v2 REST) as `latefuse serve` speaks it:
 // an infer request's tensors into the engine's InputBatch, a BatchResult into
 // the infer response, and the model metadata document. The wire format is
-// README's "latefuse serve" section (and notes/oip.md, shared with the
-// `remote` plugin).
+// README's "latefuse serve" section; the `remote` model plugin speaks the
+// client side of it.
 //
 //   InputBatch batch;
 //   OipRequest request;

@@ -555,14 +555,18 @@ TEST(ServeOperations, AccessLogHasALinePerRequest) {
 }
 
 // A one-modality pipeline whose model sleeps: requests that stay in flight.
-std::string SlowPipeline(int sleep_ms) {
+// With `calls_file`, each model call first appends a line to it.
+std::string SlowPipeline(int sleep_ms, const std::string& calls_file = "") {
+  std::string params = "{sleep_ms: " + std::to_string(sleep_ms);
+  if (!calls_file.empty()) params += ", calls_file: '" + calls_file + "'";
+  params += "}";
   return "apiVersion: latefuse/v1\nname: slow\nclasses: [a, b]\n"
          "plugin_dirs: ['" +
          testing::TestPluginDir().string() + "', '" +
          testing::PluginDir().string() +
          "']\nmodalities:\n  - name: x\n    input: {kind: dense, size: 1}\n"
-         "    model: {plugin: test_model, params: {sleep_ms: " +
-         std::to_string(sleep_ms) + "}}\ncombiner: {plugin: mean}\n";
+         "    model: {plugin: test_model, params: " +
+         params + "}\ncombiner: {plugin: mean}\n";
 }
 
 constexpr char kSlowRequest[] =
@@ -570,7 +574,9 @@ constexpr char kSlowRequest[] =
 
 TEST(ServeOperations, SigtermDrainsRequestsInFlightAndExitsZero) {
   TempDir dir;
-  const fs::path pipeline = dir.Write("slow.yaml", SlowPipeline(600));
+  const fs::path calls = dir.path() / "calls";
+  const fs::path pipeline =
+      dir.Write("slow.yaml", SlowPipeline(600, calls.string()));
   std::unique_ptr<ServerProcess> server = StartOrFail(pipeline);
   ASSERT_NE(server, nullptr);
   std::atomic<int> status{0};
@@ -581,7 +587,10 @@ TEST(ServeOperations, SigtermDrainsRequestsInFlightAndExitsZero) {
         client.Post("/v2/models/slow/infer", kSlowRequest, "application/json");
     status = res ? res->status : -1;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // SIGTERM once the model is in its call.
+  for (int i = 0; i < 1000 && !fs::exists(calls); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(fs::exists(calls));
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(server->Stop(), 0) << server->Stderr();
   in_flight.join();
