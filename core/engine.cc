@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -29,6 +30,7 @@ struct Job {
   std::vector<double> out;
   LfProbabilities probabilities{};
   absl::Status status;
+  double seconds = 0.0;  // how long Infer took
   std::promise<void> done;
 };
 
@@ -143,7 +145,10 @@ class Engine::Worker {
       queue_.pop_front();
       busy_ = true;
       lock.unlock();
+      const Clock::time_point call_start = Clock::now();
       job->status = instance_->Infer(job->batch, job->probabilities);
+      job->seconds =
+          std::chrono::duration<double>(Clock::now() - call_start).count();
       job->done.set_value();
       job.reset();
       lock.lock();
@@ -224,6 +229,8 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
   result.used.assign(K * rows, 0);
   result.failed.assign(K * rows, 0);
   result.failures.assign(K, std::string());
+  result.model_seconds.assign(K, std::numeric_limits<double>::quiet_NaN());
+  result.timed_out.assign(K, 0);
   result.modality_probabilities.assign(K * rows * C, 0.0);
   const bool explain = options_.explain && pipeline_.has_combiner() &&
                        pipeline_.combiner().explains();
@@ -300,6 +307,7 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     if (m.timeout && call_done.wait_until(start + *m.timeout) ==
                          std::future_status::timeout) {
       worker.Withdraw(job);
+      if (&worker == workers_[k].get()) result.timed_out[k] = 1;
       return fmt::format("{}: timed out after {} ms", model.context(),
                          m.timeout->count());
     }
@@ -325,6 +333,7 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     const InputColumn& column = batch.columns[k];
     std::string failure =
         await(k, *workers_[k], jobs[k], done[k], *modality.instance);
+    if (!result.timed_out[k]) result.model_seconds[k] = jobs[k]->seconds;
     if (failure.empty() && shadow_jobs[k]) {
       uncalibrated_[k].assign(jobs[k]->out.begin(), jobs[k]->out.end());
     }

@@ -56,6 +56,11 @@ struct BatchResult {
   std::vector<std::uint8_t> failed;  // [K, rows]: present, but its model failed
   std::vector<std::string>
       failures;  // [K]: why modality k failed in this batch
+  // [K]: how long modality k's model call took, in seconds (what a server's
+  // per-modality latency histogram observes); NaN when it made no call or
+  // the call overran its timeout.
+  std::vector<double> model_seconds;
+  std::vector<std::uint8_t> timed_out;  // [K]: its call overran timeout_ms
   std::vector<double> modality_probabilities;  // [K, rows, C], valid where used
   std::vector<double>
       explanation;  // [rows, K] when explaining, valid for kOk rows

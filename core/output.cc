@@ -29,18 +29,6 @@ void AppendPrediction(const double* values, std::string& out) {
   }
 }
 
-const char* StatusName(RowStatus status) {
-  switch (status) {
-    case RowStatus::kOk:
-      return "ok";
-    case RowStatus::kAbstain:
-      return "abstain";
-    case RowStatus::kError:
-      return "error";
-  }
-  return "error";
-}
-
 // ", "shadow": {...}": for each shadowed modality present in the row, what
 // its shadow answered and how that compares with the model, or its error.
 void AppendShadows(const PipelineConfig& config, const BatchResult& result,
@@ -86,44 +74,26 @@ void AppendShadows(const PipelineConfig& config, const BatchResult& result,
 
 }  // namespace
 
-void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
-                  const BatchResult& result, std::size_t row,
-                  const OutputOptions& options, std::string& out) {
+const char* RowStatusName(RowStatus status) {
+  switch (status) {
+    case RowStatus::kOk:
+      return "ok";
+    case RowStatus::kAbstain:
+      return "abstain";
+    case RowStatus::kError:
+      return "error";
+  }
+  return "error";
+}
+
+void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
+                   const BatchResult& result, std::size_t row,
+                   std::string& out) {
   const std::size_t rows = result.rows;
   const std::size_t K = config.modalities.size();
-  const bool regression = config.task == Task::kRegression;
-  const std::size_t C = ValuesPerRow(config);
-  const RowStatus status = result.status[row];
   const bool parsed = batch.errors[row].empty();
-
-  out += "{\"id\": ";
-  if (batch.has_id[row]) {
-    AppendJsonString(batch.ids[row], out);
-  } else {
-    out += "null";
-  }
-  fmt::format_to(std::back_inserter(out), ", \"status\": \"{}\"",
-                 StatusName(status));
-  if (regression) {
-    if (status == RowStatus::kOk) {
-      out += ", ";
-      AppendPrediction(result.probabilities.data() + row * C, out);
-    } else {
-      out += ", \"prediction\": null";
-    }
-  } else if (status == RowStatus::kOk) {
-    const double* p = result.probabilities.data() + row * C;
-    out += ", \"label\": ";
-    AppendJsonString(config.classes[ArgMax(p, C)], out);
-    out += ", \"probabilities\": ";
-    AppendDistribution(config.classes, p, out);
-  } else {
-    out += ", \"label\": null, \"probabilities\": null";
-  }
-
-  // used / missing / failed, in pipeline order. A line that did not parse has
-  // none.
-  out += ", \"used\": [";
+  // In pipeline order. A line that did not parse has none.
+  out += "\"used\": [";
   bool first = true;
   for (std::size_t k = 0; k < K && parsed; ++k) {
     if (!result.used[k * rows + row]) continue;
@@ -150,13 +120,52 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
     AppendJsonString(result.failures[k], out);
   }
   out += '}';
-  if (status == RowStatus::kError) {
+  if (result.status[row] == RowStatus::kError) {
     out += ", \"error\": ";
     AppendJsonString(result.errors[row], out);
   }
+}
+
+void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
+                  const BatchResult& result, std::size_t row,
+                  const OutputOptions& options, std::string& out) {
+  const std::size_t rows = result.rows;
+  const std::size_t K = config.modalities.size();
+  const bool regression = config.task == Task::kRegression;
+  const std::size_t C = ValuesPerRow(config);
+  const RowStatus status = result.status[row];
+  const bool parsed = batch.errors[row].empty();
+
+  out += "{\"id\": ";
+  if (batch.has_id[row]) {
+    AppendJsonString(batch.ids[row], out);
+  } else {
+    out += "null";
+  }
+  fmt::format_to(std::back_inserter(out), ", \"status\": \"{}\"",
+                 RowStatusName(status));
+  if (regression) {
+    if (status == RowStatus::kOk) {
+      out += ", ";
+      AppendPrediction(result.probabilities.data() + row * C, out);
+    } else {
+      out += ", \"prediction\": null";
+    }
+  } else if (status == RowStatus::kOk) {
+    const double* p = result.probabilities.data() + row * C;
+    out += ", \"label\": ";
+    AppendJsonString(config.classes[ArgMax(p, C)], out);
+    out += ", \"probabilities\": ";
+    AppendDistribution(config.classes, p, out);
+  } else {
+    out += ", \"label\": null, \"probabilities\": null";
+  }
+
+  out += ", ";
+  AppendOutcome(config, batch, result, row, out);
   if (options.per_modality && parsed) {
     out += ", \"modalities\": {";
-    first = true;
+    bool first = true;
     for (std::size_t k = 0; k < K; ++k) {
       if (!result.used[k * rows + row]) continue;
       if (!first) out += ", ";

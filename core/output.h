@@ -48,6 +48,16 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
                   const BatchResult& result, std::size_t row,
                   const OutputOptions& options, std::string& out);
 
+// "ok", "abstain" or "error": a record's "status".
+const char* RowStatusName(RowStatus status);
+
+// Appends row `row`'s "used": [...], "missing": [...], "failed": {...} and,
+// for an error row, "error": "...", without braces: the part of a record an
+// OIP response's per-row parameters share with it.
+void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
+                   const BatchResult& result, std::size_t row,
+                   std::string& out);
+
 }  // namespace latefuse
 
 #endif  // LATEFUSE_CORE_OUTPUT_H_

@@ -23,12 +23,6 @@ namespace {
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 
-// Doubles below this magnitude round to a finite float32 (at most FLT_MAX);
-// from here on (FLT_MAX plus half an ulp) they round to infinity. Comparing
-// with this rather than with FLT_MAX itself accepts "3.4028235e38", which is
-// how FLT_MAX prints at float32 precision (numpy, printf("%g")).
-constexpr double kFloat32Overflow = 0x1.ffffffp127;
-
 // Strings quoted in messages are cut to about this many characters.
 constexpr std::size_t kMaxQuotedChars = 40;
 

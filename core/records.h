@@ -31,6 +31,12 @@
 
 namespace latefuse {
 
+// Doubles below this magnitude round to a finite float32 (at most FLT_MAX);
+// from here on (FLT_MAX plus half an ulp) they round to infinity. Comparing
+// with this rather than with FLT_MAX itself accepts "3.4028235e38", which is
+// how FLT_MAX prints at float32 precision (numpy, printf("%g")).
+inline constexpr double kFloat32Overflow = 0x1.ffffffp127;
+
 // How a modality's value is written in a record.
 enum class RecordInputKind {
   kDense,  // a list of exactly `width` numbers, stored as float32

@@ -137,6 +137,47 @@ CommandResult RunProgram(const std::filesystem::path& program,
 // Runs the `latefuse` program with `args` (already quoted for the shell).
 CommandResult RunLatefuse(const std::string& args);
 
+// A `latefuse serve` process on a free loopback port, started from the built
+// program and stopped (SIGTERM, then waited for) when it goes out of scope.
+//
+//   auto server = ServerProcess::Start(pipeline, {"--deadline-ms", "500"});
+//   httplib::Client client("127.0.0.1", (*server)->port());
+class ServerProcess {
+ public:
+  // Starts `latefuse serve PIPELINE --port P ARGS...` and waits until
+  // /v2/health/ready answers 200 (up to 20 s); fails with the server's
+  // stderr when it exits or never gets ready.
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
+      const std::filesystem::path& pipeline,
+      const std::vector<std::string>& args = {});
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  int port() const { return port_; }
+  int pid() const { return pid_; }
+  // Sends `signal` to the server.
+  void Signal(int signal) const;
+  // Sends SIGTERM and waits up to `timeout_ms` for the process to exit;
+  // returns its exit code, or -1 when it had to be killed or died of a
+  // signal.
+  int Stop(int timeout_ms = 20000);
+  // Everything the server wrote to stderr so far.
+  std::string Stderr() const;
+  // The server's resident memory (VmRSS in /proc/PID/status), in kB.
+  long RssKb() const;
+
+ private:
+  ServerProcess() = default;
+
+  TempDir dir_;  // holds the captured stderr
+  int pid_ = -1;
+  int port_ = 0;
+};
+
+// A TCP port on 127.0.0.1 nobody listens on right now.
+int FreePort();
+
 }  // namespace latefuse::testing
 
 #endif  // LATEFUSE_TESTS_TEST_UTIL_H_

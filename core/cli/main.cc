@@ -22,6 +22,7 @@
 #include "core/plugin_loader.h"
 #include "core/registry.h"
 #include "core/run.h"
+#include "core/serve.h"
 #include "fmt/format.h"
 
 namespace latefuse {
@@ -440,6 +441,60 @@ int main(int argc, char** argv) {
   eval->add_flag("--no-progress", eval_args.no_progress,
                  "No progress line on stderr");
 
+  latefuse::ServeOptions serve_options;
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "Serve a pipeline over HTTP: the Open Inference Protocol (KServe v2 "
+      "REST) and DESIGN's\n"
+      "JSON records. Model name = the pipeline's name. Routes: GET "
+      "/v2/health/live,\n"
+      "/v2/health/ready, /v2, /v2/models/NAME, /v2/models/NAME/ready, "
+      "/metrics (Prometheus);\n"
+      "POST /v2/models/NAME/infer (one tensor per modality; a modality not "
+      "sent is missing),\n"
+      "/v2/models/NAME/records (JSONL in, `latefuse run`'s records out),\n"
+      "/v2/repository/models/NAME/load (reload the pipeline file). SIGHUP "
+      "reloads too: the\n"
+      "new pipeline is loaded whole and swapped in, or refused while the old "
+      "one serves on.\n"
+      "SIGTERM drains: no new connections, requests in flight finish, exit "
+      "0.");
+  serve->add_option("pipeline", serve_options.pipeline, "Pipeline file (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  serve
+      ->add_option("--host", serve_options.host,
+                   "Address to listen on (0.0.0.0: every interface)")
+      ->capture_default_str();
+  serve->add_option("--port", serve_options.port, "Port to listen on")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65535));
+  latefuse::AddLockOption(*serve, serve_options.lock);
+  serve
+      ->add_option("--max-body-bytes", serve_options.max_body_bytes,
+                   "Larger request bodies get 413")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 32));
+  serve
+      ->add_option("--deadline-ms", serve_options.deadline_ms,
+                   "Per request: past this (waiting for the engine or "
+                   "running), 504. 0: none")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  serve
+      ->add_option("--token-file", serve_options.token_file,
+                   "Require \"Authorization: Bearer TOKEN\" (TOKEN: the "
+                   "file's first line) on every route but /v2/health/*")
+      ->check(CLI::ExistingFile);
+  serve->add_option("--access-log", serve_options.access_log,
+                    "One line per request (time, client, method, path, "
+                    "code, bytes, latency) to FILE, or - for stdout");
+  serve
+      ->add_option("--threads", serve_options.threads,
+                   "HTTP worker threads (0: max(8, cores - 1))")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+
   CLI::App* plugins =
       app.add_subcommand("plugins", "Work with plugin libraries.");
   plugins->require_subcommand(1);
@@ -478,5 +533,9 @@ int main(int argc, char** argv) {
   if (fit->parsed()) return latefuse::Fit(fit_args);
   if (eval->parsed()) return latefuse::Eval(eval_args);
   if (inspect->parsed()) return latefuse::Inspect(inspect_path);
+  if (serve->parsed()) {
+    const absl::Status status = latefuse::Serve(serve_options);
+    return status.ok() ? 0 : latefuse::Fail(status);
+  }
   return 0;
 }
