@@ -15,11 +15,13 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "core/drift.h"
 #include "core/engine.h"
 #include "core/json_text.h"
 #include "core/lock.h"
 #include "core/oip.h"
 #include "core/output.h"
+#include "core/profile.h"
 #include "core/records.h"
 #include "core/serve_metrics.h"
 #include "fmt/format.h"
@@ -41,8 +43,9 @@ thread_local Clock::time_point request_start{};
 struct Served {
   std::unique_ptr<Pipeline> pipeline;  // declared first: outlives the engine
   std::unique_ptr<Engine> engine;
-  std::timed_mutex engine_mutex;  // one batch at a time per instance
-  std::string version;            // the generation, as text
+  std::unique_ptr<DriftMonitor> drift;  // with --profile; else null
+  std::timed_mutex engine_mutex;        // one batch at a time per instance
+  std::string version;                  // the generation, as text
 };
 
 // The route label of a path, for metrics and nothing else.
@@ -132,6 +135,20 @@ class Server {
     std::lock_guard<std::mutex> reloading(reload_mutex_);
     absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
         LoadPipeline(options_.pipeline, options_.lock);
+    absl::StatusOr<std::unique_ptr<DriftMonitor>> drift;
+    if (pipeline.ok() && !options_.profile.empty()) {
+      // The profile must fit the new pipeline: one that does not is refused
+      // with it.
+      absl::StatusOr<Profile> profile = ReadProfile(options_.profile);
+      drift = profile.ok()
+                  ? DriftMonitor::Create(*profile, (*pipeline)->config())
+                  : profile.status();
+      if (!drift.ok()) {
+        pipeline =
+            absl::Status(drift.status().code(),
+                         absl::StrCat("--profile: ", drift.status().message()));
+      }
+    }
     if (!pipeline.ok()) {
       metrics_.CountReload(false, generation_);
       fmt::print(stderr,
@@ -145,6 +162,7 @@ class Server {
     served->pipeline = std::move(*pipeline);
     served->engine =
         std::make_unique<Engine>(*served->pipeline, EngineOptions{});
+    if (drift.ok()) served->drift = *std::move(drift);
     served->version = absl::StrCat(++generation_);
     fmt::print(stderr, "latefuse serve: serving pipeline '{}' generation {}\n",
                served->pipeline->config().name, generation_);
@@ -190,7 +208,11 @@ class Server {
     http.Get("/metrics",
              [this](const httplib::Request& req, httplib::Response& res) {
                if (!Authorized(req, res)) return;
-               res.set_content(metrics_.Render(), "text/plain; version=0.0.4");
+               std::string text = metrics_.Render();
+               const std::shared_ptr<Served> served = Current();
+               if (served != nullptr && served->drift != nullptr)
+                 text += PrometheusDrift(served->drift->Snapshot());
+               res.set_content(text, "text/plain; version=0.0.4");
              });
     http.Get(R"(/v2/models/([^/]+))",
              [this](const httplib::Request& req, httplib::Response& res) {
@@ -284,9 +306,9 @@ class Server {
     }
     served.engine->Run(batch, result);
     engine.unlock();
-    // Per-modality drift (core/drift.h, built apart) observes the same
-    // batches: its hook belongs beside this call.
     metrics_.ObserveBatch(served.pipeline->config(), batch, result);
+    // The batch has this pipeline's shape, so Observe cannot refuse it.
+    if (served.drift != nullptr) (void)served.drift->Observe(result);
     if (options_.deadline_ms > 0 &&
         Clock::now() >
             request_start + std::chrono::milliseconds(options_.deadline_ms)) {

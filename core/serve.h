@@ -40,6 +40,10 @@ struct ServeOptions {
   // When non-empty, a file holding a token (its first line): every route but
   // /v2/health/* then needs "Authorization: Bearer <token>" (401 otherwise).
   std::string token_file;
+  // A reference profile (latefuse.profile/v1), re-read on every reload: when
+  // set, /metrics adds each modality's drift against it (core/drift.h), over
+  // the rows served since the pipeline was (re)loaded. "" for none.
+  std::string profile;
   // One line per request: "" for none, "-" for stdout, else a file appended.
   std::string access_log;
   int threads = 0;  // HTTP worker threads; 0: max(8, cores - 1)

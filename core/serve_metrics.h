@@ -91,9 +91,8 @@ class ServeMetrics {
   std::uint64_t reloads_error_ = 0;
   std::uint64_t generation_ = 0;
   // Drift per modality (population stability index against the reference
-  // profile) is core/drift.h's, built apart: it observes the same batches
-  // (ObserveBatch) and renders its own latefuse_modality_psi{modality} gauge
-  // after the series above.
+  // profile) is core/drift.h's: the server's DriftMonitor observes the same
+  // batches and /metrics appends its gauges after these series.
 };
 
 }  // namespace latefuse

@@ -486,6 +486,12 @@ int main(int argc, char** argv) {
                    "Require \"Authorization: Bearer TOKEN\" (TOKEN: the "
                    "file's first line) on every route but /v2/health/*")
       ->check(CLI::ExistingFile);
+  serve
+      ->add_option("--profile", serve_options.profile,
+                   "Reference profile (profile.json from `latefuse eval` or "
+                   "`fit`): /metrics then reports each modality's drift "
+                   "(population stability index) against it")
+      ->check(CLI::ExistingFile);
   serve->add_option("--access-log", serve_options.access_log,
                     "One line per request (time, client, method, path, "
                     "code, bytes, latency) to FILE, or - for stdout");

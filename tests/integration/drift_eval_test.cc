@@ -4,12 +4,18 @@
 // batch into a DriftMonitor, and the PSI is NumPy's
 // (tests/fixtures/drift/fusion3.json, make_drift_fixtures.py). `latefuse fit`
 // writes the same modality histograms.
+#include <httplib.h>
+
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/drift.h"
 #include "core/engine.h"
 #include "core/records.h"
@@ -154,6 +160,74 @@ TEST(DriftEvalTest, EvalProfileThenShiftedTrafficGivesNumPysPsi) {
   // Modality a was moved: significant; b was not touched: exactly 0.
   EXPECT_GT(snapshot.modalities[0].max_psi, 0.25);
   EXPECT_EQ(snapshot.modalities[1].max_psi, 0.0);
+}
+
+// The value of the series `name` (with its labels) on a /metrics page; NaN
+// when absent.
+double Series(const std::string& text, const std::string& name) {
+  const std::string start = name + " ";
+  for (const absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StartsWith(line, start))
+      return std::stod(std::string(line.substr(start.size())));
+  }
+  ADD_FAILURE() << "no series " << name;
+  return std::nan("");
+}
+
+TEST(DriftEvalTest, ServeReportsEachModalitysPsiOnMetrics) {
+  const json expected = testing::ReadJson(Fixtures() / "drift/fusion3.json");
+  testing::TempDir dir;
+  const fs::path pipeline_file = dir.Write("pipeline.yaml", Fusion3Pipeline());
+  ASSERT_EQ(
+      testing::RunLatefuse(
+          absl::StrCat("eval ", Quote(pipeline_file), " --data ",
+                       Quote(Fixtures() / "fusion3/input.jsonl"), " --report ",
+                       Quote(dir.path() / "report"), " --bootstrap 0"))
+          .code,
+      0);
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server =
+      testing::ServerProcess::Start(
+          pipeline_file,
+          {"--profile", (dir.path() / "report/profile.json").string()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  httplib::Client client("127.0.0.1", (*server)->port());
+  const httplib::Result served =
+      client.Post("/v2/models/eval-test/records",
+                  testing::ReadFile(Fixtures() / "drift/shifted.jsonl"),
+                  "application/x-ndjson");
+  ASSERT_TRUE(served);
+  ASSERT_EQ(served->status, 200) << served->body;
+  const httplib::Result metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  const json& shifted = expected["shifted"];
+  const std::vector<std::string> classes = {"red", "green", "blue"};
+  for (const std::string m : {"a", "b", "c"}) {
+    const json& e = shifted["modalities"][m];
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      EXPECT_NEAR(Series(metrics->body,
+                         absl::StrCat("latefuse_modality_psi{modality=\"", m,
+                                      "\",class=\"", classes[c], "\"}")),
+                  e["psi"][c].get<double>(), kTolerance)
+          << m << " " << classes[c];
+    }
+    EXPECT_EQ(Series(metrics->body,
+                     absl::StrCat("latefuse_modality_drift_rows{modality=\"", m,
+                                  "\"}")),
+              e["rows"].get<double>());
+  }
+  EXPECT_NEAR(Series(metrics->body, "latefuse_fused_psi_max"),
+              shifted["fused"]["max_psi"].get<double>(), kTolerance);
+
+  // A profile that does not fit the pipeline keeps the server from starting.
+  json misfit = testing::ReadJson(dir.path() / "report/profile.json");
+  misfit["classes"] = {"blue", "green", "red"};
+  const fs::path misfit_file = dir.Write("misfit.json", misfit.dump());
+  const absl::StatusOr<std::unique_ptr<testing::ServerProcess>> refused =
+      testing::ServerProcess::Start(pipeline_file,
+                                    {"--profile", misfit_file.string()});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("--profile: "));
 }
 
 TEST(DriftEvalTest, FitWritesTheModalitiesProfile) {
