@@ -689,6 +689,13 @@ TEST_F(RemoteTest, BadParamsAreRefusedAtCreate) {
     ASSERT_FALSE(pipeline.ok()) << params;
     EXPECT_THAT(std::string(pipeline.status().message()), HasSubstr(why));
   }
+  auto no_width = testing::LoadPipelineText(
+      dir_, VitalsPipelineYaml("no-width", testing::PluginDir(),
+                               "{plugin: remote, params: {url: \"http://h:1\", "
+                               "model: m, input: x}}"));
+  ASSERT_FALSE(no_width.ok());
+  EXPECT_THAT(std::string(no_width.status().message()),
+              HasSubstr("params.width: missing required parameter"));
 }
 
 // ---- Against a second `latefuse serve` process (/work/notes/oip.md)

@@ -294,13 +294,13 @@ Result<Settings> ReadSettings(const sdk::Params& params) {
                                 params.GetOr<std::string>("datatype", "FP32"));
   if (datatype == "FP32") {
     s.kind = LF_INPUT_DENSE;
-    LATEFUSE_SDK_ASSIGN_OR_RETURN(int64_t width,
-                                  IntegerIn(params, "width", 0, 1, 1 << 24));
     if (!params.Has("width")) {
       return InvalidArgument(
           "params.width: missing required parameter (datatype FP32 sends "
           "dense rows: give the modality's size)");
     }
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(int64_t width,
+                                  IntegerIn(params, "width", 0, 1, 1 << 24));
     s.width = static_cast<std::size_t>(width);
   } else if (datatype == "BYTES") {
     s.kind = LF_INPUT_TEXT;
