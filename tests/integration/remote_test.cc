@@ -54,15 +54,18 @@ std::string Quoted(const std::string& s) { return json(s).dump(); }
 fs::path DemoDir() { return testing::SourceDir() / "configs" / "demo"; }
 
 // A pipeline named `name` of one modality, vitals (dense, 12 features), whose
-// model is `model` (a YAML flow mapping) found in `plugin_dir`, fused by mean;
+// model is `model` (a YAML flow mapping) found in `plugin_dirs`, fused by mean;
 // `extra` adds keys to the modality.
 std::string VitalsPipelineYaml(const std::string& name,
-                               const fs::path& plugin_dir,
+                               const std::vector<fs::path>& plugin_dirs,
                                const std::string& model,
                                const std::string& extra = "") {
+  std::string dirs;
+  for (const fs::path& dir : plugin_dirs) {
+    dirs += (dirs.empty() ? "" : ", ") + Quoted(dir.string());
+  }
   return "apiVersion: latefuse/v1\nname: " + name +
-         "\nclasses: [stable, deteriorating]\nplugin_dirs: [" +
-         Quoted(plugin_dir.string()) +
+         "\nclasses: [stable, deteriorating]\nplugin_dirs: [" + dirs +
          "]\nmodalities:\n"
          "  - name: vitals\n"
          "    input: {kind: dense, size: 12}\n"
@@ -73,7 +76,7 @@ std::string VitalsPipelineYaml(const std::string& name,
 // The demo's vitals model, run here.
 std::string LocalVitalsYaml(const std::string& name) {
   return VitalsPipelineYaml(
-      name, testing::PluginDir(),
+      name, {testing::PluginDir()},
       "{plugin: linear, params: {model: " +
           Quoted((DemoDir() / "models" / "vitals.json").string()) + "}}");
 }
@@ -83,7 +86,7 @@ std::string LocalVitalsYaml(const std::string& name) {
 std::string RemoteVitalsYaml(const std::string& params,
                              const std::string& extra = "") {
   return VitalsPipelineYaml(
-      "remote-test", testing::PluginDir(),
+      "remote-test", {testing::PluginDir()},
       "{plugin: remote, params: {input: vitals, width: 12, " + params + "}}",
       extra);
 }
@@ -690,7 +693,7 @@ TEST_F(RemoteTest, BadParamsAreRefusedAtCreate) {
     EXPECT_THAT(std::string(pipeline.status().message()), HasSubstr(why));
   }
   auto no_width = testing::LoadPipelineText(
-      dir_, VitalsPipelineYaml("no-width", testing::PluginDir(),
+      dir_, VitalsPipelineYaml("no-width", {testing::PluginDir()},
                                "{plugin: remote, params: {url: \"http://h:1\", "
                                "model: m, input: x}}"));
   ASSERT_FALSE(no_width.ok());
@@ -778,7 +781,7 @@ std::string HostedTestModelYaml(const std::string& name,
                                 const std::string& params,
                                 const std::string& on_error) {
   return VitalsPipelineYaml(
-      name, testing::TestPluginDir(),
+      name, {testing::TestPluginDir(), testing::PluginDir()},
       "{plugin: test_model, params: {width: 12, " + params + "}}",
       "    on_error: " + on_error + "\n");
 }
