@@ -220,8 +220,8 @@ TEST(PluginHarnessTest, UsageAndPluginErrors) {
 // latefuse_add_plugin() wrote each in-tree plugin's manifest from its
 // descriptor, with the library's hash.
 TEST(PluginHarnessTest, TheBuildWroteEachPluginsManifest) {
-  for (const std::string name : {"linear", "tfidf_linear", "xgboost", "mean",
-                                 "weighted_mean", "stacking"}) {
+  for (const std::string name : {"linear", "tfidf_linear", "xgboost", "remote",
+                                 "mean", "weighted_mean", "stacking"}) {
     const fs::path library = testing::PluginFile(name);
     const fs::path folder = library.parent_path();
     const json manifest = testing::ReadJson(folder / "manifest.json");
