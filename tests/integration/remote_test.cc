@@ -703,76 +703,20 @@ TEST_F(RemoteTest, BadParamsAreRefusedAtCreate) {
 
 // ---- Against a second `latefuse serve` process (/work/notes/oip.md)
 
-// `latefuse serve PIPELINE --host 127.0.0.1 --port P`, stopped with SIGTERM.
-class ServeProcess {
- public:
-  ServeProcess(const fs::path& pipeline, int port) : port_(port) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      const std::string cli = testing::CliPath().string();
-      const std::string file = pipeline.string();
-      const std::string port_text = std::to_string(port);
-      execl(cli.c_str(), cli.c_str(), "serve", file.c_str(), "--host",
-            "127.0.0.1", "--port", port_text.c_str(),
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~ServeProcess() { Stop(); }
-
-  // Whether GET /v2/health/ready answered 200 within `wait`.
-  bool WaitReady(std::chrono::milliseconds wait) const {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_connection_timeout(std::chrono::milliseconds(200));
-    const Clock::time_point end = Clock::now() + wait;
-    while (Clock::now() < end) {
-      auto result = client.Get("/v2/health/ready");
-      if (result && result->status == 200) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  }
-
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(port_);
-  }
-
- private:
-  int port_;
-  pid_t pid_ = -1;
-};
-
 class RemoteServeTest : public RemoteTest {
  protected:
-  void SetUp() override {
-    // Without a `serve` subcommand CLI11 prints the program's own help and
-    // exits 0, so look for the subcommand's usage line.
-    const testing::CommandResult help = testing::RunLatefuse("serve --help");
-    if (help.code != 0 ||
-        help.out.find("latefuse serve") == std::string::npos) {
-      GTEST_SKIP() << "this `latefuse` has no `serve` subcommand (`latefuse "
-                      "serve --help` does not describe one); the remote "
-                      "plugin is tested against a real server once it has";
-    }
-  }
-
-  // Starts `latefuse serve` on `yaml` (written as host-<name>.yaml).
-  std::unique_ptr<ServeProcess> Serve(const std::string& name,
-                                      const std::string& yaml) {
+  // Starts `latefuse serve` on `yaml` (written as host-<name>.yaml); null,
+  // with a test failure, when it does not get ready.
+  std::unique_ptr<testing::ServerProcess> Serve(const std::string& name,
+                                                const std::string& yaml) {
     const fs::path file = dir_.Write("host-" + name + ".yaml", yaml);
-    const int port = FreePort();
-    auto process = std::make_unique<ServeProcess>(file, port);
-    EXPECT_TRUE(process->WaitReady(std::chrono::seconds(20)))
-        << "latefuse serve " << file << " not ready on port " << port;
-    return process;
+    absl::StatusOr<std::unique_ptr<testing::ServerProcess>> process =
+        testing::ServerProcess::Start(file);
+    EXPECT_TRUE(process.ok()) << process.status();
+    return process.ok() ? *std::move(process) : nullptr;
+  }
+  static std::string Url(const testing::ServerProcess& server) {
+    return "http://127.0.0.1:" + std::to_string(server.port());
   }
 };
 
@@ -787,10 +731,11 @@ std::string HostedTestModelYaml(const std::string& name,
 }
 
 TEST_F(RemoteServeTest, ProbabilitiesEqualTheModelRunLocally) {
-  auto host = Serve("vitals", LocalVitalsYaml("vitals-host"));
+  const auto host = Serve("vitals", LocalVitalsYaml("vitals-host"));
+  ASSERT_NE(host, nullptr);
   const std::vector<std::string> lines = VitalsRecords(100);
   const std::string params =
-      "url: " + Quoted(host->url()) + ", model: vitals-host";
+      "url: " + Quoted(Url(*host)) + ", model: vitals-host";
   const std::vector<json> remote = Run(RemoteVitalsYaml(params), lines, 32);
   const std::vector<json> local = RunLocally(lines, 32);
   ASSERT_EQ(remote.size(), local.size());
@@ -802,9 +747,10 @@ TEST_F(RemoteServeTest, ProbabilitiesEqualTheModelRunLocally) {
 }
 
 TEST_F(RemoteServeTest, MetadataOfTheWrongClassesFailsCreate) {
-  auto host = Serve("vitals", LocalVitalsYaml("vitals-host"));
+  const auto host = Serve("vitals", LocalVitalsYaml("vitals-host"));
+  ASSERT_NE(host, nullptr);
   std::string yaml =
-      RemoteVitalsYaml("url: " + Quoted(host->url()) + ", model: vitals-host");
+      RemoteVitalsYaml("url: " + Quoted(Url(*host)) + ", model: vitals-host");
   yaml.replace(yaml.find("[stable, deteriorating]"), 23,
                "[deteriorating, stable]");
   auto pipeline = testing::LoadPipelineText(dir_, yaml);
@@ -814,10 +760,11 @@ TEST_F(RemoteServeTest, MetadataOfTheWrongClassesFailsCreate) {
 }
 
 TEST_F(RemoteServeTest, SlowServerTimesOut) {
-  auto host = Serve(
+  const auto host = Serve(
       "slow", HostedTestModelYaml("slow-host", "sleep_ms: 600", "missing"));
+  ASSERT_NE(host, nullptr);
   const std::string params =
-      "url: " + Quoted(host->url()) + ", model: slow-host, timeout_ms: 150";
+      "url: " + Quoted(Url(*host)) + ", model: slow-host, timeout_ms: 150";
   const Clock::time_point start = Clock::now();
   const auto records = Run(RemoteVitalsYaml(params), VitalsRecords(5));
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -827,17 +774,19 @@ TEST_F(RemoteServeTest, SlowServerTimesOut) {
 }
 
 TEST_F(RemoteServeTest, HostedModelFailureIsTheReason) {
-  auto host = Serve(
+  const auto host = Serve(
       "failing", HostedTestModelYaml("failing-host", "fail: always", "fail"));
+  ASSERT_NE(host, nullptr);
   const std::string params =
-      "url: " + Quoted(host->url()) + ", model: failing-host";
+      "url: " + Quoted(Url(*host)) + ", model: failing-host";
   const auto records = Run(RemoteVitalsYaml(params), VitalsRecords(5));
   ExpectVitalsFailed(records, "test_model refuses row 0");
 }
 
 TEST_F(RemoteServeTest, WrongInputNameIsA4xxFromTheServer) {
-  auto host = Serve("vitals", LocalVitalsYaml("vitals-host"));
-  std::string params = "url: " + Quoted(host->url()) +
+  const auto host = Serve("vitals", LocalVitalsYaml("vitals-host"));
+  ASSERT_NE(host, nullptr);
+  std::string params = "url: " + Quoted(Url(*host)) +
                        ", model: vitals-host, check_metadata: false";
   std::string yaml = RemoteVitalsYaml(params);
   yaml.replace(yaml.find("input: vitals"), 13, "input: vitalz");
@@ -846,9 +795,10 @@ TEST_F(RemoteServeTest, WrongInputNameIsA4xxFromTheServer) {
 }
 
 TEST_F(RemoteServeTest, StoppedServerIsARefusedConnection) {
-  auto host = Serve("vitals", LocalVitalsYaml("vitals-host"));
+  const auto host = Serve("vitals", LocalVitalsYaml("vitals-host"));
+  ASSERT_NE(host, nullptr);
   const std::string params =
-      "url: " + Quoted(host->url()) + ", model: vitals-host, retries: 1";
+      "url: " + Quoted(Url(*host)) + ", model: vitals-host, retries: 1";
   auto pipeline = testing::LoadPipelineText(dir_, RemoteVitalsYaml(params));
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
   const std::vector<std::string> lines = VitalsRecords(5);
