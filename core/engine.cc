@@ -1,5 +1,6 @@
 #include "core/engine.h"
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -9,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "fmt/format.h"
 
@@ -51,6 +53,58 @@ std::string CheckDistributions(const double* p, std::size_t rows,
     if (std::abs(sum - 1.0) > 1e-6) {
       *bad_row = r;
       return fmt::format("returned probabilities summing to {}", sum);
+    }
+  }
+  return "";
+}
+
+namespace {
+
+// The marker PrepareModelOutput leaves in every value: a quiet NaN with a
+// payload that arithmetic never produces (NaNs computed from numbers carry
+// none).
+constexpr std::uint64_t kUnwritten = 0x7ff8'1a7e'f05e'0000;
+
+bool IsUnwritten(double v) {
+  return std::bit_cast<std::uint64_t>(v) == kUnwritten;
+}
+
+}  // namespace
+
+std::size_t ModelOutputSize(std::size_t rows, std::size_t C) {
+  return (rows + 1) * C;
+}
+
+void PrepareModelOutput(std::size_t rows, std::size_t C,
+                        std::vector<double>& buffer, LfProbabilities& out) {
+  buffer.assign(ModelOutputSize(rows, C), std::bit_cast<double>(kUnwritten));
+  out = {sizeof(LfProbabilities), rows, C, buffer.data()};
+}
+
+std::string CheckModelOutput(const LfProbabilities& out,
+                             const std::vector<double>& buffer,
+                             std::size_t rows, std::size_t C,
+                             std::size_t filled, std::size_t* bad_row) {
+  *bad_row = 0;
+  if (out.rows != rows || out.classes != C || out.data != buffer.data()) {
+    return fmt::format(
+        "changed its output's shape from {} rows x {} to {} rows x {}{}", rows,
+        C, out.rows, out.classes,
+        out.data != buffer.data() ? " and its data pointer" : "");
+  }
+  for (std::size_t i = rows * C; i < buffer.size(); ++i) {
+    if (!IsUnwritten(buffer[i])) {
+      *bad_row = rows;
+      return fmt::format(
+          "wrote past the end of its output ({} rows x {} values)", rows, C);
+    }
+  }
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t c = 0; c < filled; ++c) {
+      if (IsUnwritten(buffer[r * C + c])) {
+        *bad_row = r;
+        return fmt::format("did not fill row {} of its output", r);
+      }
     }
   }
   return "";
@@ -282,16 +336,13 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
           m.input_kind == InputKind::kText ? LF_INPUT_TEXT : LF_INPUT_BYTES;
       job->batch.items = job->views.data();
     }
-    job->out.assign(present * C, 0.0);
-    job->probabilities = {sizeof(LfProbabilities), present, C, job->out.data()};
+    PrepareModelOutput(present, C, job->out, job->probabilities);
     done[k] = workers_[k]->Submit(job);
     if (shadow_workers_[k]) {
       auto shadow = std::make_shared<Job>();
       shadow->input = job;
       shadow->batch = job->batch;
-      shadow->out.assign(present * C, 0.0);
-      shadow->probabilities = {sizeof(LfProbabilities), present, C,
-                               shadow->out.data()};
+      PrepareModelOutput(present, C, shadow->out, shadow->probabilities);
       shadow_done[k] = shadow_workers_[k]->Submit(shadow);
       shadow_jobs[k] = std::move(shadow);
     }
@@ -304,23 +355,36 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
                    const std::shared_ptr<Job>& job,
                    std::future<void>& call_done, const ModelInstance& model) {
     const ModalityConfig& m = config.modalities[k];
-    if (m.timeout && call_done.wait_until(start + *m.timeout) ==
-                         std::future_status::timeout) {
+    const bool live = &worker == workers_[k].get();
+    // An isolated model keeps its own deadline: it kills its worker process
+    // and says so.
+    if (m.timeout && !model.keeps_deadline() &&
+        call_done.wait_until(start + *m.timeout) ==
+            std::future_status::timeout) {
       worker.Withdraw(job);
-      if (&worker == workers_[k].get()) result.timed_out[k] = 1;
+      if (live) result.timed_out[k] = 1;
       return fmt::format("{}: timed out after {} ms", model.context(),
                          m.timeout->count());
     }
     call_done.wait();
-    if (!job->status.ok()) return std::string(job->status.message());
+    if (!job->status.ok()) {
+      if (live && absl::IsDeadlineExceeded(job->status))
+        result.timed_out[k] = 1;
+      return std::string(job->status.message());
+    }
+    const std::size_t rows_out = job->batch.rows;
+    const bool variance = !regression || model.reports_variance();
     std::size_t bad_row = 0;
-    const std::string bad =
-        regression
-            ? CheckRegression(job->out.data(), job->batch.rows,
-                              model.reports_variance() ? Variance::kReported
-                                                       : Variance::kNone,
-                              &bad_row)
-            : CheckDistributions(job->out.data(), job->batch.rows, C, &bad_row);
+    std::string bad = CheckModelOutput(job->probabilities, job->out, rows_out,
+                                       C, variance ? C : 1, &bad_row);
+    if (bad.empty()) {
+      bad =
+          regression
+              ? CheckRegression(
+                    job->out.data(), rows_out,
+                    variance ? Variance::kReported : Variance::kNone, &bad_row)
+              : CheckDistributions(job->out.data(), rows_out, C, &bad_row);
+    }
     if (bad.empty()) return bad;
     return fmt::format("{}: {} (its row {} of the batch)", model.context(), bad,
                        bad_row);
@@ -335,7 +399,9 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
         await(k, *workers_[k], jobs[k], done[k], *modality.instance);
     if (!result.timed_out[k]) result.model_seconds[k] = jobs[k]->seconds;
     if (failure.empty() && shadow_jobs[k]) {
-      uncalibrated_[k].assign(jobs[k]->out.begin(), jobs[k]->out.end());
+      uncalibrated_[k].assign(
+          jobs[k]->out.begin(),
+          jobs[k]->out.end() - static_cast<std::ptrdiff_t>(C));
     }
     if (failure.empty() && modality.calibrator) {
       modality.calibrator->Apply(jobs[k]->out.data(), jobs[k]->batch.rows);

@@ -119,6 +119,23 @@ class Engine {
   std::vector<double> combine_explanation_;
 };
 
+// A model's output buffer as the host allocates it (in process and in a
+// worker process alike): rows * C values, then C guard values, every one set
+// to a NaN no computation produces. A model that writes fewer values than
+// asked leaves a marker in place; one that writes more overwrites a guard.
+std::size_t ModelOutputSize(std::size_t rows, std::size_t C);
+void PrepareModelOutput(std::size_t rows, std::size_t C,
+                        std::vector<double>& buffer, LfProbabilities& out);
+
+// Empty when the model left `out` as PrepareModelOutput made it (rows, C and
+// buffer) and wrote exactly rows * C values into `buffer`; else why not, with
+// *bad_row the row. The first `filled` columns of each row must be written
+// (a regression model without variance may leave column 1).
+std::string CheckModelOutput(const LfProbabilities& out,
+                             const std::vector<double>& buffer,
+                             std::size_t rows, std::size_t C,
+                             std::size_t filled, std::size_t* bad_row);
+
 // Empty when every row of `p` ([rows, classes]) is a probability
 // distribution (finite values in [0, 1] summing to 1 within 1e-6), else why
 // not, with *bad_row the first bad row: how the engine checks what models and

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "core/isolation.h"
 #include "core/status_macros.h"
 #include "fmt/format.h"
 
@@ -37,6 +38,24 @@ absl::Status WithContext(const absl::Status& status,
                       absl::StrCat(context, ": ", status.message()));
 }
 
+// Resolves and creates one of the modality's models, in this process or in a
+// worker process (isolation.h), with the same checks and messages either way.
+absl::StatusOr<LoadedModel> LoadModel(const ModalityConfig& modality,
+                                      const PipelineConfig& config,
+                                      ModelRole role, const std::string& name) {
+  if (modality.isolation == Isolation::kProcess)
+    return LoadIsolatedModel(modality, config, role, name);
+  const PluginRef& ref =
+      role == ModelRole::kShadow ? *modality.shadow : modality.model;
+  LATEFUSE_ASSIGN_OR_RETURN(
+      ResolvedPlugin plugin,
+      ResolvePlugin(ref, LF_KIND_MODEL, name, config.plugin_dirs));
+  LATEFUSE_ASSIGN_OR_RETURN(
+      std::unique_ptr<ModelInstance> instance,
+      ModelInstance::Create(plugin, modality, config, role));
+  return LoadedModel{std::move(plugin), std::move(instance)};
+}
+
 // Resolves and creates the modality's shadow model, with every load check the
 // model gets; errors start with "shadow model of modality 'm': ", since the
 // shadow is often the same plugin as the model, in another version.
@@ -45,14 +64,11 @@ absl::Status LoadShadow(const ModalityConfig& modality,
                         Pipeline::Modality& loaded) {
   const std::string role =
       absl::StrCat("shadow model of modality '", modality.name, "'");
-  absl::StatusOr<ResolvedPlugin> plugin =
-      ResolvePlugin(*modality.shadow, LF_KIND_MODEL, role, config.plugin_dirs);
-  if (!plugin.ok()) return WithContext(plugin.status(), role);
-  absl::StatusOr<std::unique_ptr<ModelInstance>> instance =
-      ModelInstance::Create(*plugin, modality, config, ModelRole::kShadow);
-  if (!instance.ok()) return WithContext(instance.status(), role);
-  loaded.shadow_plugin = *std::move(plugin);
-  loaded.shadow = *std::move(instance);
+  absl::StatusOr<LoadedModel> shadow =
+      LoadModel(modality, config, ModelRole::kShadow, role);
+  if (!shadow.ok()) return WithContext(shadow.status(), role);
+  loaded.shadow_plugin = std::move(shadow->plugin);
+  loaded.shadow = std::move(shadow->instance);
   return absl::OkStatus();
 }
 
@@ -88,17 +104,14 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Load(PipelineConfig config,
   const PipelineConfig& c = pipeline->config_;
   for (const ModalityConfig& modality : c.modalities) {
     LATEFUSE_ASSIGN_OR_RETURN(
-        ResolvedPlugin plugin,
-        ResolvePlugin(modality.model, LF_KIND_MODEL,
-                      absl::StrCat("model of modality '", modality.name, "'"),
-                      c.plugin_dirs));
-    LATEFUSE_ASSIGN_OR_RETURN(std::unique_ptr<ModelInstance> instance,
-                              ModelInstance::Create(plugin, modality, c));
+        LoadedModel model,
+        LoadModel(modality, c, ModelRole::kLive,
+                  absl::StrCat("model of modality '", modality.name, "'")));
     LATEFUSE_ASSIGN_OR_RETURN(std::optional<Calibrator> calibrator,
                               LoadCalibrator(modality, c.classes, mode));
     Modality& loaded = pipeline->modalities_.emplace_back();
-    loaded.plugin = std::move(plugin);
-    loaded.instance = std::move(instance);
+    loaded.plugin = std::move(model.plugin);
+    loaded.instance = std::move(model.instance);
     loaded.calibrator = std::move(calibrator);
     if (modality.shadow && mode == LoadMode::kRun) {
       LATEFUSE_RETURN_IF_ERROR(LoadShadow(modality, c, loaded));
@@ -147,7 +160,7 @@ std::string Pipeline::Plan() const {
                                           : "",
         ", on_error ", std::string(OnErrorName(m.on_error)),
         m.timeout ? absl::StrCat(", timeout ", m.timeout->count(), " ms") : "",
-        "\n");
+        m.isolation == Isolation::kProcess ? ", isolation process" : "", "\n");
     AppendPlugin(out, m.model, modalities_[k].plugin);
     if (m.calibration) {
       absl::StrAppend(&out, "    calibration: ", m.calibration->method, ", ",

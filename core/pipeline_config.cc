@@ -594,7 +594,7 @@ void Reader::ReadModality(const YAML::Node& node, const std::string& path,
   std::optional<Fields> fields =
       ReadMapping(node, PosOf(node), path,
                   {"name", "input", "model", "shadow", "on_error", "timeout_ms",
-                   "calibration"});
+                   "isolation", "calibration"});
   if (!fields) return;
   if (const Field* f = Require(*fields, "name")) {
     name_pos = f->value_pos;
@@ -627,6 +627,12 @@ void Reader::ReadModality(const YAML::Node& node, const std::string& path,
   if (const Field* f = fields->Find("timeout_ms")) {
     if (auto ms = ReadPositiveInt(*f)) {
       modality.timeout = std::chrono::milliseconds(*ms);
+    }
+  }
+  if (const Field* f = fields->Find("isolation")) {
+    if (auto choice = ReadChoice(*f, {"in_process", "process"})) {
+      modality.isolation =
+          *choice == 0 ? Isolation::kInProcess : Isolation::kProcess;
     }
   }
   if (const Field* f = fields->Find("calibration")) {
@@ -997,6 +1003,16 @@ std::string_view OnErrorName(OnError on_error) {
       return "missing";
     case OnError::kFail:
       return "fail";
+  }
+  return "unknown";
+}
+
+std::string_view IsolationName(Isolation isolation) {
+  switch (isolation) {
+    case Isolation::kInProcess:
+      return "in_process";
+    case Isolation::kProcess:
+      return "process";
   }
   return "unknown";
 }

@@ -37,6 +37,9 @@ enum class InputKind { kDense, kText, kBytes };
 enum class OnError { kMissing, kFail };
 // What happens to a row with fewer present modalities than the policy needs.
 enum class OnInsufficient { kAbstain, kError };
+// Where a modality's model runs: in the host's process, or in a worker
+// process of its own (isolation.h).
+enum class Isolation { kInProcess, kProcess };
 // What the pipeline predicts: class probabilities, or one real number (and
 // its variance) per row.
 enum class Task { kClassification, kRegression };
@@ -44,6 +47,8 @@ enum class Task { kClassification, kRegression };
 // The names the pipeline file uses for these values.
 std::string_view InputKindName(InputKind kind);  // "dense" | "text" | "bytes"
 std::string_view OnErrorName(OnError on_error);  // "missing" | "fail"
+std::string_view IsolationName(
+    Isolation isolation);  // "in_process" | "process"
 std::string_view OnInsufficientName(OnInsufficient on_insufficient);
 std::string_view TaskName(Task task);  // "classification" | "regression"
 
@@ -95,7 +100,10 @@ struct ModalityConfig {
   PluginRef model;
   OnError on_error = OnError::kMissing;
   std::optional<std::chrono::milliseconds> timeout;  // absent = no timeout
-  std::optional<CalibrationConfig> calibration;      // absent = none
+  // `isolation:`; kProcess runs the model (and its shadow) in worker
+  // processes.
+  Isolation isolation = Isolation::kInProcess;
+  std::optional<CalibrationConfig> calibration;  // absent = none
   // A `shadow:` model (same keys as `model:`): run on the same rows as the
   // model, under the same timeout, compared with it and reported, never fused.
   // The calibration applies to `model` only. Absent = none.

@@ -112,6 +112,31 @@ absl::Status CheckTask(const ResolvedPlugin& plugin,
 
 }  // namespace
 
+namespace {
+
+// A model plugin's instance in this process.
+class PluginModel final : public ModelInstance {
+ public:
+  PluginModel(const LfModelApi* api, void* instance, std::string context)
+      : ModelInstance(std::move(context), false),
+        api_(api),
+        instance_(instance) {}
+  ~PluginModel() override { api_->destroy(instance_); }
+
+  absl::Status Infer(const LfBatch& batch, LfProbabilities& out) override {
+    return TakeStatus(api_->infer(instance_, &batch, &out),
+                      absl::StrCat(context(), ": infer failed"));
+  }
+
+  using ModelInstance::set_reports_variance;
+
+ private:
+  const LfModelApi* api_;
+  void* instance_;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
     const ResolvedPlugin& plugin, const ModalityConfig& modality,
     const PipelineConfig& pipeline, ModelRole role) {
@@ -128,12 +153,12 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
     return absl::InternalError(
         absl::StrCat(prefix, "create returned no instance"));
   }
-  std::unique_ptr<ModelInstance> instance(
-      new ModelInstance(api, handle,
-                        CallContext(pipeline,
-                                    absl::StrCat("modality '", modality.name,
-                                                 "'", shadow ? " shadow" : ""),
-                                    plugin)));
+  auto instance = std::make_unique<PluginModel>(
+      api, handle,
+      CallContext(pipeline,
+                  absl::StrCat("modality '", modality.name, "'",
+                               shadow ? " shadow" : ""),
+                  plugin));
 
   LfModelContract contract{};
   contract.struct_size = sizeof(LfModelContract);
@@ -152,7 +177,7 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
                      "' gives it ", DescribeInput(kind, width)));
   }
   if (pipeline.task == Task::kRegression) {
-    instance->reports_variance_ = contract.reports_variance != 0;
+    instance->set_reports_variance(contract.reports_variance != 0);
     return instance;
   }
   std::vector<std::string> labels;
@@ -170,13 +195,6 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
                      "] (the same labels in the same order are needed)"));
   }
   return instance;
-}
-
-ModelInstance::~ModelInstance() { api_->destroy(instance_); }
-
-absl::Status ModelInstance::Infer(const LfBatch& batch, LfProbabilities& out) {
-  return TakeStatus(api_->infer(instance_, &batch, &out),
-                    absl::StrCat(context_, ": infer failed"));
 }
 
 absl::StatusOr<std::unique_ptr<CombinerInstance>> CombinerInstance::Create(

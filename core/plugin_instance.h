@@ -27,7 +27,10 @@ enum class ModelRole {
   kShadow,  // `shadow:`, compared with the live model and reported, never fused
 };
 
-// A model plugin's instance serving one modality of a pipeline.
+// A model plugin's instance serving one modality of a pipeline: the plugin's
+// own instance in this process (Create), or a proxy for one in a worker
+// process (isolation: process, see isolation.h). The engine sees no
+// difference.
 class ModelInstance {
  public:
   // Creates the instance from the params of the modality's `model:` or
@@ -38,13 +41,18 @@ class ModelInstance {
   static absl::StatusOr<std::unique_ptr<ModelInstance>> Create(
       const ResolvedPlugin& plugin, const ModalityConfig& modality,
       const PipelineConfig& pipeline, ModelRole role = ModelRole::kLive);
-  ~ModelInstance();
+  virtual ~ModelInstance() = default;
   ModelInstance(const ModelInstance&) = delete;
   ModelInstance& operator=(const ModelInstance&) = delete;
 
   // One call for the whole batch. Errors read "pipeline 'p' modality 'm'
   // (linear 1.0.0): infer failed: ..." ("modality 'm' shadow" for a shadow).
-  absl::Status Infer(const LfBatch& batch, LfProbabilities& out);
+  virtual absl::Status Infer(const LfBatch& batch, LfProbabilities& out) = 0;
+
+  // True when Infer itself returns by the modality's timeout_ms (a
+  // DeadlineExceeded status when it overran), so the engine need not stop
+  // waiting for it.
+  virtual bool keeps_deadline() const { return false; }
 
   // "pipeline 'p' modality 'm' (linear 1.0.0)": what the host's messages about
   // this instance start with.
@@ -54,12 +62,12 @@ class ModelInstance {
   // (its contract's reports_variance). Always false for classification.
   bool reports_variance() const { return reports_variance_; }
 
- private:
-  ModelInstance(const LfModelApi* api, void* instance, std::string context)
-      : api_(api), instance_(instance), context_(std::move(context)) {}
+ protected:
+  ModelInstance(std::string context, bool reports_variance)
+      : context_(std::move(context)), reports_variance_(reports_variance) {}
+  void set_reports_variance(bool reports) { reports_variance_ = reports; }
 
-  const LfModelApi* api_;
-  void* instance_;
+ private:
   std::string context_;
   bool reports_variance_ = false;
 };

@@ -88,8 +88,8 @@ absl::StatusOr<LoadedPlugin> Load(LibraryFile file, const std::string& prefix) {
           AbiProblem(descriptor->abi_major, descriptor->abi_minor)) {
     return absl::FailedPreconditionError(absl::StrCat(prefix, *problem));
   }
-  return LoadedPlugin{file.path(), file.sha256(), descriptor, Version{},
-                      std::nullopt};
+  return LoadedPlugin{file.path(), file.sha256(), descriptor,
+                      Version{},   std::nullopt,  nullptr};
 }
 
 // The descriptor's own sanity: complete, named, versioned, with its kind's

@@ -18,6 +18,7 @@
 #include <latefuse/plugin.h>
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +40,10 @@ struct LoadedPlugin {
   Version version;  // parsed from descriptor->version
   // The artefact folder's manifest; nullopt for a bare library.
   std::optional<Manifest> manifest;
+  // Set when the library was loaded in a worker process (isolation.h):
+  // `descriptor` is then the host's copy of its name, version and strings,
+  // without function tables, kept alive by this.
+  std::shared_ptr<const void> descriptor_owner;
 };
 
 // A plugin chosen for a role in a pipeline, with the reason it was chosen.

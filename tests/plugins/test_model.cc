@@ -13,8 +13,16 @@
 // fail_create; classes (declared classes, default the pipeline's);
 // calls_file (a path: each infer call first appends one line "<rows>\n" to
 // it, so a test can count the calls and the rows each one got).
+// Faults for the host's fault containment (isolation: process): crash
+// (segfault | abort); loop (true: spin forever); unnormalised (true: rows
+// sum to 0.5); wrong_size (more: write one row past the output | fewer: leave
+// the last row unwritten). These, throw and nan happen in every batch, or
+// with `when: negative` only in a batch holding a row whose first feature is
+// negative (so that a later batch shows the model answering again).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <latefuse/plugin.hpp>
 #include <stdexcept>
@@ -40,6 +48,17 @@ class TestModel {
     LATEFUSE_SDK_ASSIGN_OR_RETURN(model->throw_, p.GetOr("throw", false));
     LATEFUSE_SDK_ASSIGN_OR_RETURN(model->nan_, p.GetOr("nan", false));
     LATEFUSE_SDK_ASSIGN_OR_RETURN(model->sleep_ms_, p.GetOr("sleep_ms", 0));
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(model->crash_,
+                                  p.GetOr<std::string>("crash", "never"));
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(model->loop_, p.GetOr("loop", false));
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(model->unnormalised_,
+                                  p.GetOr("unnormalised", false));
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(model->wrong_size_,
+                                  p.GetOr<std::string>("wrong_size", "never"));
+    LATEFUSE_SDK_ASSIGN_OR_RETURN(model->when_,
+                                  p.GetOr<std::string>("when", "always"));
+    if (model->when_ != "always" && model->when_ != "negative")
+      return sdk::InvalidArgument("when: expected always or negative");
     LATEFUSE_SDK_ASSIGN_OR_RETURN(model->classes_,
                                   p.GetOr("classes", context.classes));
     if (p.Has("calls_file")) {
@@ -59,9 +78,18 @@ class TestModel {
     }
     if (sleep_ms_ > 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms_));
-    if (throw_) throw std::runtime_error("test_model was told to throw");
-    for (std::size_t r = 0; r < batch.rows(); ++r) {
-      const double x = batch.Row(r)[0];
+    bool faulty = when_ == "always";
+    for (std::size_t r = 0; r < batch.rows(); ++r)
+      faulty = faulty || batch.Row(r)[0] < 0;
+    if (faulty) Misbehave();
+    if (faulty && throw_)
+      throw std::runtime_error("test_model was told to throw");
+    // Writes one row more or fewer than asked for when told to.
+    std::size_t rows = batch.rows();
+    if (faulty && wrong_size_ == "more") ++rows;
+    if (faulty && wrong_size_ == "fewer") --rows;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const double x = batch.Row(std::min(r, batch.rows() - 1))[0];
       if (fail_ == "always" || (fail_ == "negative" && x < 0)) {
         return sdk::Internal("test_model refuses row " + std::to_string(r));
       }
@@ -70,8 +98,9 @@ class TestModel {
       for (std::size_t c = 0; c < out.classes(); ++c) {
         total += p[c] = std::exp(static_cast<double>(c) * x);
       }
+      const double scale = faulty && unnormalised_ ? 0.5 : 1.0;
       for (std::size_t c = 0; c < out.classes(); ++c)
-        p[c] = nan_ ? NAN : p[c] / total;
+        p[c] = faulty && nan_ ? NAN : scale * p[c] / total;
     }
     return sdk::Status();
   }
@@ -82,6 +111,24 @@ class TestModel {
   bool throw_ = false;
   bool nan_ = false;
   int sleep_ms_ = 0;
+  std::string crash_;
+  bool loop_ = false;
+  bool unnormalised_ = false;
+  std::string wrong_size_;
+  std::string when_;
+
+  // The faults that never return.
+  void Misbehave() const {
+    if (crash_ == "segfault") {
+      volatile int* null = nullptr;
+      *null = 1;
+    }
+    if (crash_ == "abort") std::abort();
+    if (loop_) {
+      for (volatile bool spin = true; spin;) {
+      }
+    }
+  }
   std::vector<std::string> classes_;
   std::filesystem::path calls_file_;
 };
