@@ -234,10 +234,15 @@ Engine::Engine(Pipeline& pipeline, EngineOptions options)
 
 Engine::~Engine() {
   // Its model is stuck in a call: leak the instance (and worker) rather than
-  // free memory a running thread still uses.
+  // free memory a running thread still uses. A model that keeps its own
+  // deadline is waited for: its call ends by then.
   auto stop = [](std::unique_ptr<Worker>& worker,
                  std::unique_ptr<ModelInstance>& instance) {
-    if (worker && !worker->Stop(std::chrono::milliseconds(1000))) {
+    const std::chrono::milliseconds grace =
+        std::chrono::milliseconds(1000) +
+        (instance ? instance->deadline().value_or(std::chrono::milliseconds(0))
+                  : std::chrono::milliseconds(0));
+    if (worker && !worker->Stop(grace)) {
       (void)instance.release();
       (void)worker.release();
     }
@@ -358,7 +363,7 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     const bool live = &worker == workers_[k].get();
     // An isolated model keeps its own deadline: it kills its worker process
     // and says so.
-    if (m.timeout && !model.keeps_deadline() &&
+    if (m.timeout && !model.deadline() &&
         call_done.wait_until(start + *m.timeout) ==
             std::future_status::timeout) {
       worker.Withdraw(job);

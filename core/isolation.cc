@@ -497,7 +497,10 @@ class ProcessModel final : public ModelInstance {
         deadline_(deadline) {}
 
   absl::Status Infer(const LfBatch& batch, LfProbabilities& out) override;
-  bool keeps_deadline() const override { return true; }
+  // Plus the time to kill and reap the worker.
+  std::optional<std::chrono::milliseconds> deadline() const override {
+    return deadline_;
+  }
 
  private:
   // Starts the worker again, after a failure.
@@ -552,8 +555,8 @@ absl::Status ProcessModel::Infer(const LfBatch& batch, LfProbabilities& out) {
     const Clock::time_point now = Clock::now();
     if (now < restart_at_) {
       return absl::UnavailableError(fmt::format(
-          "{}: infer failed: worker down after it {}; restarting it in {} ms "
-          "(backoff after {} consecutive failure{})",
+          "{}: infer failed: worker down after a failure ({}); restarting "
+          "it in {} ms (backoff after {} consecutive failure{})",
           context(), last_failure_,
           std::chrono::ceil<std::chrono::milliseconds>(restart_at_ - now)
               .count(),

@@ -54,7 +54,7 @@ struct LoadedModel {
 // `role`), which resolves it as ResolvePlugin(ref, LF_KIND_MODEL, role_name,
 // plugin_dirs) and creates it as ModelInstance::Create does; its errors are
 // returned exactly as they would be in process. The instance returned is a
-// proxy: it keeps its own deadline (keeps_deadline()), and its destruction
+// proxy: it keeps its own deadline (deadline()), and its destruction
 // stops and reaps the worker.
 absl::StatusOr<LoadedModel> LoadIsolatedModel(const ModalityConfig& modality,
                                               const PipelineConfig& pipeline,

@@ -12,7 +12,9 @@
 
 #include <latefuse/plugin.h>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -49,10 +51,12 @@ class ModelInstance {
   // (linear 1.0.0): infer failed: ..." ("modality 'm' shadow" for a shadow).
   virtual absl::Status Infer(const LfBatch& batch, LfProbabilities& out) = 0;
 
-  // True when Infer itself returns by the modality's timeout_ms (a
-  // DeadlineExceeded status when it overran), so the engine need not stop
-  // waiting for it.
-  virtual bool keeps_deadline() const { return false; }
+  // Set when Infer keeps a deadline of its own: it returns within this (a
+  // DeadlineExceeded status when the model overran), so the engine need not
+  // stop waiting for it. Null for a model in process, which nothing can stop.
+  virtual std::optional<std::chrono::milliseconds> deadline() const {
+    return std::nullopt;
+  }
 
   // "pipeline 'p' modality 'm' (linear 1.0.0)": what the host's messages about
   // this instance start with.

@@ -64,9 +64,9 @@ std::string PipelineYaml(const std::string& params,
   return yaml;
 }
 
-// The pids of this process's children running latefuse-worker (zombies
+// The pids of `parent`'s children running latefuse-worker (zombies
 // included: they are still children until reaped).
-std::vector<pid_t> Workers() {
+std::vector<pid_t> Workers(pid_t parent = ::getpid()) {
   std::vector<pid_t> pids;
   for (const auto& entry : fs::directory_iterator("/proc")) {
     const std::string name = entry.path().filename().string();
@@ -82,13 +82,33 @@ std::vector<pid_t> Workers() {
     char state = 0;
     pid_t ppid = 0;
     rest >> state >> ppid;
-    if (ppid == ::getpid() && comm == "latefuse-worker")
+    if (ppid == parent && comm == "latefuse-worker")
       pids.push_back(std::stoi(name));
   }
   return pids;
 }
 
 bool Exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+// Whether `pid` still runs: neither gone nor a zombie (a process whose parent
+// died is reaped by init, which in a container may take its time).
+bool Running(pid_t pid) {
+  std::ifstream stat(fs::path("/proc") / std::to_string(pid) / "stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  return line.substr(line.rfind(')') + 2, 1) != "Z";
+}
+
+// Waits up to `limit` for `done()`.
+template <typename F>
+bool WaitFor(F done, std::chrono::milliseconds limit) {
+  const Clock::time_point until = Clock::now() + limit;
+  while (!done()) {
+    if (Clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 // The batch where `a`'s first row is negative (the faults' trigger), one row
 // where `a` is positive, and one without `a`.
@@ -274,8 +294,8 @@ TEST(IsolationTest, CallsDuringBackoffFailFast) {
   const auto took = Clock::now() - start;
   ExpectSameRecords(out, WithoutA(dir, kGoodBatch));
   EXPECT_THAT(out[0]["failed"].value("a", ""),
-              HasSubstr("worker down after it killed by signal 11 (SIGSEGV); "
-                        "restarting it in"));
+              HasSubstr("worker down after a failure (killed by signal 11 "
+                        "(SIGSEGV)); restarting it in"));
   EXPECT_THAT(out[0]["failed"].value("a", ""),
               HasSubstr("(backoff after 1 consecutive failure)"));
   EXPECT_LT(took, kFirstRestartDelay) << "no wait for the backoff";
@@ -412,6 +432,36 @@ TEST(IsolationTest, ModelChangingItsOutputShapeIsRefused) {
   buffer[6] = 0.5;
   EXPECT_EQ(CheckModelOutput(out, buffer, 3, 2, 2, &bad_row),
             "wrote past the end of its output (3 rows x 2 values)");
+}
+
+// `latefuse serve`: a reload replaces the pipeline's workers, ending the old
+// ones; a host killed outright takes its workers with it.
+TEST(IsolationTest, ServeReloadReplacesWorkersAndWorkersDieWithTheirHost) {
+  testing::TempDir dir;
+  const fs::path pipeline =
+      dir.Write("pipeline.yaml", PipelineYaml("{}", "process"));
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server =
+      testing::ServerProcess::Start(pipeline);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const pid_t host = (*server)->pid();
+  const std::vector<pid_t> first = Workers(host);
+  ASSERT_EQ(first.size(), 1u);
+
+  (*server)->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::vector<pid_t> now = Workers(host);
+        return now.size() == 1 && now[0] != first[0];
+      },
+      std::chrono::milliseconds(10000)))
+      << (*server)->Stderr();
+  EXPECT_FALSE(Running(first[0])) << "the old generation's worker ended";
+  const pid_t second = Workers(host).at(0);
+
+  (*server)->Signal(SIGKILL);
+  EXPECT_TRUE(WaitFor([&] { return !Running(second); },
+                      std::chrono::milliseconds(5000)))
+      << "the worker outlived its host";
 }
 
 // The real program end to end: a segfaulting isolated modality leaves the
