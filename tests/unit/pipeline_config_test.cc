@@ -384,7 +384,7 @@ TEST(PipelineConfigErrorTest, UnknownKeyIsRejectedWithLineAndColumn) {
             "'versoin'; allowed keys: plugin, version, sha256, params\n"
             "pipeline.yaml:9:5: modalities[0].retries: unknown key 'retries'; "
             "allowed keys: name, input, model, shadow, on_error, timeout_ms, "
-            "calibration\n"
+            "isolation, calibration\n"
             "pipeline.yaml:10:26: combiner.weights: unknown key 'weights'; "
             "allowed keys: plugin, version, sha256, params, fit\n"
             "pipeline.yaml:11:29: policy.quorum: unknown key 'quorum'; "
@@ -672,6 +672,43 @@ TEST(PipelineConfigErrorTest, OnErrorAndTimeoutAreChecked) {
             "positive integer, got \"0\"\n"
             "pipeline.yaml:15:17: modalities[1].timeout_ms: expected a "
             "positive integer, got \"1s\"");
+}
+
+TEST(PipelineConfigTest, IsolationIsReadAndDefaultsToInProcess) {
+  PipelineConfig c = Parse(Minimal(Lines({
+                                             "modalities:",
+                                             "  - name: a",
+                                             "    input: {kind: text}",
+                                             "    model: {plugin: m}",
+                                             "    isolation: process",
+                                             "  - name: b",
+                                             "    input: {kind: text}",
+                                             "    model: {plugin: m}",
+                                             "    isolation: in_process",
+                                             "  - name: c",
+                                             "    input: {kind: text}",
+                                             "    model: {plugin: m}",
+                                         })
+                                       .c_str()));
+  ASSERT_EQ(c.modalities.size(), 3u);
+  EXPECT_EQ(c.modalities[0].isolation, Isolation::kProcess);
+  EXPECT_EQ(c.modalities[1].isolation, Isolation::kInProcess);
+  EXPECT_EQ(c.modalities[2].isolation, Isolation::kInProcess);
+  EXPECT_EQ(IsolationName(Isolation::kProcess), "process");
+}
+
+TEST(PipelineConfigErrorTest, IsolationIsChecked) {
+  const std::string yaml = Minimal(Lines({
+                                             "modalities:",
+                                             "  - name: a",
+                                             "    input: {kind: text}",
+                                             "    model: {plugin: m}",
+                                             "    isolation: sandbox",
+                                         })
+                                       .c_str());
+  EXPECT_EQ(Errors(yaml),
+            "pipeline.yaml:10:16: modalities[0].isolation: expected one of "
+            "in_process, process; got \"sandbox\"");
 }
 
 TEST(PipelineConfigErrorTest, PolicyIsChecked) {
