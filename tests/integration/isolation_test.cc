@@ -434,6 +434,26 @@ TEST(IsolationTest, ModelChangingItsOutputShapeIsRefused) {
             "wrote past the end of its output (3 rows x 2 values)");
 }
 
+// A shadow runs isolated with its modality: its crash touches nothing but the
+// record's "shadow" field.
+TEST(IsolationTest, IsolatedShadowCrashLeavesTheFusedOutputAlone) {
+  testing::TempDir dir;
+  std::string yaml = PipelineYaml("{}", "process");
+  const std::string model = "    model: {plugin: test_model, params: {}}\n";
+  yaml.replace(yaml.find(model), model.size(),
+               model + "    shadow: {plugin: test_model, params: " +
+                   kSegfault.params + "}\n");
+  std::unique_ptr<Pipeline> pipeline = testing::LoadPipelineOrFail(dir, yaml);
+  ASSERT_NE(pipeline, nullptr);
+  EXPECT_EQ(Workers().size(), 2u) << "the model's and the shadow's";
+  const std::vector<json> out = testing::RunLines(*pipeline, kFaultyBatch);
+  ExpectSameRecords(out, GoodInProcess(dir, kFaultyBatch));
+  EXPECT_THAT(out[0]["shadow"]["a"].value("error", ""),
+              HasSubstr("modality 'a' shadow (test_model 1.0.0): infer "
+                        "failed: worker killed by signal 11 (SIGSEGV)"));
+  EXPECT_EQ(Workers().size(), 1u) << "the model's worker is untouched";
+}
+
 // `latefuse serve`: a reload replaces the pipeline's workers, ending the old
 // ones; a host killed outright takes its workers with it.
 TEST(IsolationTest, ServeReloadReplacesWorkersAndWorkersDieWithTheirHost) {
