@@ -497,9 +497,9 @@ class ProcessModel final : public ModelInstance {
         deadline_(deadline) {}
 
   absl::Status Infer(const LfBatch& batch, LfProbabilities& out) override;
-  // Plus the time to kill and reap the worker.
+  // A call may first have to start the worker again.
   std::optional<std::chrono::milliseconds> deadline() const override {
-    return deadline_;
+    return deadline_ + kWorkerStartDeadline;
   }
 
  private:

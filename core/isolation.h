@@ -55,7 +55,9 @@ struct LoadedModel {
 // plugin_dirs) and creates it as ModelInstance::Create does; its errors are
 // returned exactly as they would be in process. The instance returned is a
 // proxy: it keeps its own deadline (deadline()), and its destruction
-// stops and reaps the worker.
+// stops and reaps the worker. Its Infer's `out` must be laid out by
+// PrepareModelOutput (engine.h), as the engine's is: the worker's whole
+// output buffer, guard row included, is copied into it for the host to check.
 absl::StatusOr<LoadedModel> LoadIsolatedModel(const ModalityConfig& modality,
                                               const PipelineConfig& pipeline,
                                               ModelRole role,
