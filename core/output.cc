@@ -233,16 +233,4 @@ void RecordWriter::Append(const InputBatch& batch, const BatchResult& result,
   out += "}\n";
 }
 
-void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
-                  const BatchResult& result, std::size_t row,
-                  const OutputOptions& options, std::string& out) {
-  RecordWriter(config, options).Append(batch, result, row, out);
-}
-
-void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
-                   const BatchResult& result, std::size_t row,
-                   std::string& out) {
-  RecordWriter(config, {}).AppendOutcome(batch, result, row, out);
-}
-
 }  // namespace latefuse

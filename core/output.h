@@ -47,8 +47,9 @@ struct OutputOptions {
 
 // Writes the records of one pipeline: the class and modality names are
 // quoted once, and numbers are formatted straight into `out`. What `latefuse
-// run` writes with, row after row; holds a reference to `config`. Const
-// methods only: several threads may share one writer.
+// run`, `serve` and OIP responses write with, row after row; holds a
+// reference to `config`. Const methods only: several threads may share one
+// writer.
 //
 //   RecordWriter writer(pipeline.config(), options);
 //   for (std::size_t r = 0; r < batch.rows; ++r)
@@ -77,19 +78,8 @@ class RecordWriter {
   std::vector<std::string> modalities_;  // JSON string literals
 };
 
-// One record, as RecordWriter::Append writes it, for a caller that writes a
-// row now and then (it quotes the names anew on every call).
-void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
-                  const BatchResult& result, std::size_t row,
-                  const OutputOptions& options, std::string& out);
-
 // "ok", "abstain" or "error": a record's "status".
 const char* RowStatusName(RowStatus status);
-
-// RecordWriter::AppendOutcome, for a caller without a writer.
-void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
-                   const BatchResult& result, std::size_t row,
-                   std::string& out);
 
 }  // namespace latefuse
 
