@@ -413,6 +413,26 @@ class FastLine {
   // integers and what from_chars finds out of range (simdjson refuses some
   // and rounds others to 0) are left to simdjson.
   bool Number(double& value) {
+    static constexpr std::uint64_t kPowersOfTenInt[] = {1,
+                                                        10,
+                                                        100,
+                                                        1000,
+                                                        10000,
+                                                        100000,
+                                                        1000000,
+                                                        10000000,
+                                                        100000000,
+                                                        1000000000,
+                                                        10000000000,
+                                                        100000000000,
+                                                        1000000000000,
+                                                        10000000000000,
+                                                        100000000000000,
+                                                        1000000000000000,
+                                                        10000000000000000,
+                                                        100000000000000000,
+                                                        1000000000000000000,
+                                                        10000000000000000000u};
     const char* start = p_;
     const bool negative = At('-');
     if (negative) ++p_;
@@ -428,10 +448,20 @@ class FastLine {
     if (At('.')) {
       ++p_;
       const char* fraction = p_;
+      // Zeros are taken in only once a digit other than zero follows them:
+      // trailing ones ("16.0", "0.50") then cost no division below.
+      std::size_t zeros = 0;
       for (; p_ < end_ && IsDigit(*p_); ++p_) {
-        if (++significant > 19) continue;  // not exact: from_chars below
-        significand = significand * 10 + static_cast<unsigned>(*p_ - '0');
-        --exponent;
+        if (*p_ == '0') {
+          ++zeros;
+          continue;
+        }
+        significant += zeros + 1;
+        if (significant > 19) continue;  // not exact: from_chars below
+        significand = significand * kPowersOfTenInt[zeros + 1] +
+                      static_cast<unsigned>(*p_ - '0');
+        exponent -= static_cast<int>(zeros + 1);
+        zeros = 0;
       }
       if (p_ == fraction) return false;
       is_integer = false;
@@ -666,9 +696,8 @@ bool RecordParser::State::FastModality(std::size_t k, FastLine& in,
   InputColumn& column = batch.columns[k];
   if (spec.kind == RecordInputKind::kDense) {
     if (!in.Take('[')) return false;
-    const std::size_t start = column.dense.size();
-    column.dense.resize(start + spec.width);
-    float* out = column.dense.data() + start;
+    // Appended one by one rather than resized first: a zero-filling resize
+    // per modality per row costs more than the capacity checks.
     for (std::size_t i = 0; i < spec.width; ++i) {
       if (i > 0 && !in.Take(',')) return false;
       in.SkipSpace();
@@ -676,7 +705,7 @@ bool RecordParser::State::FastModality(std::size_t k, FastLine& in,
       if (!in.Number(number) || !(std::fabs(number) < kFloat32Overflow)) {
         return false;
       }
-      out[i] = static_cast<float>(number);
+      column.dense.push_back(static_cast<float>(number));
     }
     return in.Take(']');
   }

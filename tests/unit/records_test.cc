@@ -617,6 +617,10 @@ TEST(RecordParserModesTest, RandomNumbersReadTheSameInBothModes) {
       R"("vitals": [1e23, 1234567890123456789.5, 0.1234567890123456789])"));
   lines.push_back(WithModalities(
       R"("vitals": [-0.0e5, 0e999999, 123456789012345678e-30])"));
+  lines.push_back(
+      WithModalities(R"("vitals": [16.0, 0.50, 1.000000000000000000000001])"));
+  lines.push_back(WithModalities(
+      R"("vitals": [0.000000000000000000001, 7.00000000000000000000, 1.0e-3])"));
   ExpectModesAgree(lines);
 }
 
