@@ -3,8 +3,6 @@
 #include <cmath>
 
 #include "core/json_text.h"
-#include "fmt/compile.h"
-#include "fmt/format.h"
 
 namespace latefuse {
 namespace {
@@ -24,15 +22,6 @@ std::vector<std::string> QuotedModalities(const PipelineConfig& config) {
   return out;
 }
 
-// `value` as fmt's "{}" writes it (the shortest text that reads back as the
-// same double), with the format string compiled away: formatting numbers is
-// most of the time spent writing a record.
-void AppendNumber(double value, std::string& out) {
-  char text[32];  // the longest double, "-2.2250738585072014e-308", is 24
-  const char* end = fmt::format_to(text, FMT_COMPILE("{}"), value);
-  out.append(text, static_cast<std::size_t>(end - text));
-}
-
 // {"class": p, ...} for the C values at p.
 void AppendDistribution(const std::vector<std::string>& quoted_classes,
                         const double* p, std::string& out) {
@@ -41,7 +30,7 @@ void AppendDistribution(const std::vector<std::string>& quoted_classes,
     if (c > 0) out += ", ";
     out += quoted_classes[c];
     out += ": ";
-    AppendNumber(p[c], out);
+    AppendShortestDouble(p[c], out);
   }
   out += '}';
 }
@@ -50,10 +39,10 @@ void AppendDistribution(const std::vector<std::string>& quoted_classes,
 // value) is NaN, i.e. not reported.
 void AppendPrediction(const double* values, std::string& out) {
   out += "\"prediction\": ";
-  AppendNumber(values[0], out);
+  AppendShortestDouble(values[0], out);
   if (!std::isnan(values[1])) {
     out += ", \"variance\": ";
-    AppendNumber(values[1], out);
+    AppendShortestDouble(values[1], out);
   }
 }
 
@@ -151,7 +140,7 @@ void RecordWriter::AppendShadows(const BatchResult& result, std::size_t row,
     }
     if (result.used[at]) {
       out += ", \"abs_diff\": ";
-      AppendNumber(result.shadow_abs_diff[at], out);
+      AppendShortestDouble(result.shadow_abs_diff[at], out);
       out += '}';
     } else {
       out += ", \"abs_diff\": null}";
@@ -225,7 +214,7 @@ void RecordWriter::Append(const InputBatch& batch, const BatchResult& result,
       if (k > 0) out += ", ";
       out += modalities_[k];
       out += ": ";
-      AppendNumber(result.explanation[row * K + k], out);
+      AppendShortestDouble(result.explanation[row * K + k], out);
     }
     out += '}';
   }
