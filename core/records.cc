@@ -413,26 +413,6 @@ class FastLine {
   // integers and what from_chars finds out of range (simdjson refuses some
   // and rounds others to 0) are left to simdjson.
   bool Number(double& value) {
-    static constexpr std::uint64_t kPowersOfTenInt[] = {1,
-                                                        10,
-                                                        100,
-                                                        1000,
-                                                        10000,
-                                                        100000,
-                                                        1000000,
-                                                        10000000,
-                                                        100000000,
-                                                        1000000000,
-                                                        10000000000,
-                                                        100000000000,
-                                                        1000000000000,
-                                                        10000000000000,
-                                                        100000000000000,
-                                                        1000000000000000,
-                                                        10000000000000000,
-                                                        100000000000000000,
-                                                        1000000000000000000,
-                                                        10000000000000000000u};
     const char* start = p_;
     const bool negative = At('-');
     if (negative) ++p_;
@@ -448,20 +428,15 @@ class FastLine {
     if (At('.')) {
       ++p_;
       const char* fraction = p_;
-      // Zeros are taken in only once a digit other than zero follows them:
-      // trailing ones ("16.0", "0.50") then cost no division below.
-      std::size_t zeros = 0;
       for (; p_ < end_ && IsDigit(*p_); ++p_) {
-        if (*p_ == '0') {
-          ++zeros;
-          continue;
-        }
-        significant += zeros + 1;
-        if (significant > 19) continue;  // not exact: from_chars below
-        significand = significand * kPowersOfTenInt[zeros + 1] +
-                      static_cast<unsigned>(*p_ - '0');
-        exponent -= static_cast<int>(zeros + 1);
-        zeros = 0;
+        if (++significant > 19) continue;  // not exact: from_chars below
+        significand = significand * 10 + static_cast<unsigned>(*p_ - '0');
+        --exponent;
+      }
+      // Trailing zeros ("16.0", "0.50") would only cost a division below.
+      while (exponent < 0 && significand % 10 == 0) {
+        significand /= 10;
+        ++exponent;
       }
       if (p_ == fraction) return false;
       is_integer = false;
