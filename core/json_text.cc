@@ -1,5 +1,11 @@
 #include "core/json_text.h"
 
+#include <cmath>
+#include <cstring>
+
+#include "fmt/compile.h"
+#include "fmt/format.h"
+
 namespace latefuse {
 
 void AppendJsonString(std::string_view s, std::string& out) {
@@ -40,6 +46,79 @@ void AppendJsonString(std::string_view s, std::string& out) {
     }
   }
   out.push_back('"');
+}
+
+void AppendShortestDouble(double value, std::string& out) {
+  // The longest: "-2.2250738585072014e-308" (24) or "-0.00012345678901234567"
+  // (23).
+  char text[32];
+  char* end = text;
+  if (!std::isfinite(value)) {
+    end = fmt::format_to(text, FMT_COMPILE("{}"), value);
+    out.append(text, static_cast<std::size_t>(end - text));
+    return;
+  }
+  if (std::signbit(value)) {
+    *end++ = '-';
+    value = -value;
+  }
+  const fmt::detail::dragonbox::decimal_fp<double> decimal =
+      fmt::detail::dragonbox::to_decimal(value);
+  // The significand's digits (at most 17), two at a time from the right.
+  char digit_buffer[20];
+  char* const digits_end = digit_buffer + sizeof(digit_buffer);
+  char* digits = digits_end;
+  std::uint64_t rest = decimal.significand;
+  while (rest >= 100) {
+    digits -= 2;
+    std::memcpy(digits, fmt::detail::digits2(rest % 100), 2);
+    rest /= 100;
+  }
+  if (rest >= 10) {
+    digits -= 2;
+    std::memcpy(digits, fmt::detail::digits2(rest), 2);
+  } else {
+    *--digits = static_cast<char>('0' + rest);
+  }
+  const int count = static_cast<int>(digits_end - digits);
+  const int exponent = decimal.exponent;  // value = digits * 10^exponent
+  const int scientific_exponent = exponent + count - 1;
+  auto put = [&](const char* from, int n) {
+    std::memcpy(end, from, static_cast<std::size_t>(n));
+    end += n;
+  };
+  if (scientific_exponent < -4 || scientific_exponent >= 16) {
+    *end++ = digits[0];
+    if (count > 1) {
+      *end++ = '.';
+      put(digits + 1, count - 1);
+    }
+    *end++ = 'e';
+    int e = scientific_exponent;
+    *end++ = e < 0 ? '-' : '+';
+    if (e < 0) e = -e;
+    if (e >= 100) {
+      if (e >= 1000) *end++ = static_cast<char>('0' + e / 1000);
+      *end++ = static_cast<char>('0' + e / 100 % 10);
+      e %= 100;
+    }
+    put(fmt::detail::digits2(static_cast<std::size_t>(e)), 2);
+  } else if (exponent >= 0) {  // 1234e2 -> 123400
+    put(digits, count);
+    std::memset(end, '0', static_cast<std::size_t>(exponent));
+    end += exponent;
+  } else if (const int point = exponent + count; point > 0) {  // 12.34
+    put(digits, point);
+    *end++ = '.';
+    put(digits + point, count - point);
+  } else {  // 0.001234
+    *end++ = '0';
+    *end++ = '.';
+    std::memset(end, '0', static_cast<std::size_t>(-point));
+    end += -point;
+    put(digits, count);
+  }
+  out.append(text, static_cast<std::size_t>(end - text));
 }
 
 }  // namespace latefuse

@@ -333,6 +333,7 @@ void AppendInferResponse(const PipelineConfig& config,
     out += "]}";
   }
   out += "], \"parameters\": {\"rows\": [";
+  const RecordWriter records(config, {});
   for (std::size_t r = 0; r < rows; ++r) {
     if (r > 0) out += ", ";
     fmt::format_to(std::back_inserter(out), "{{\"status\": \"{}\", ",
@@ -342,7 +343,7 @@ void AppendInferResponse(const PipelineConfig& config,
       fmt::format_to(std::back_inserter(out), "\"variance\": {}, ",
                      result.probabilities[r * C + 1]);
     }
-    AppendOutcome(config, batch, result, r, out);
+    records.AppendOutcome(batch, result, r, out);
     out += '}';
   }
   out += "]}}";

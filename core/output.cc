@@ -3,19 +3,34 @@
 #include <cmath>
 
 #include "core/json_text.h"
-#include "fmt/format.h"
 
 namespace latefuse {
 namespace {
 
+// Each name as a JSON string literal, quotes included.
+std::vector<std::string> Quoted(const std::vector<std::string>& names) {
+  std::vector<std::string> out(names.size());
+  for (std::size_t i = 0; i < names.size(); ++i)
+    AppendJsonString(names[i], out[i]);
+  return out;
+}
+
+std::vector<std::string> QuotedModalities(const PipelineConfig& config) {
+  std::vector<std::string> out(config.modalities.size());
+  for (std::size_t k = 0; k < out.size(); ++k)
+    AppendJsonString(config.modalities[k].name, out[k]);
+  return out;
+}
+
 // {"class": p, ...} for the C values at p.
-void AppendDistribution(const std::vector<std::string>& classes,
+void AppendDistribution(const std::vector<std::string>& quoted_classes,
                         const double* p, std::string& out) {
   out += '{';
-  for (std::size_t c = 0; c < classes.size(); ++c) {
+  for (std::size_t c = 0; c < quoted_classes.size(); ++c) {
     if (c > 0) out += ", ";
-    AppendJsonString(classes[c], out);
-    fmt::format_to(std::back_inserter(out), ": {}", p[c]);
+    out += quoted_classes[c];
+    out += ": ";
+    AppendShortestDouble(p[c], out);
   }
   out += '}';
 }
@@ -23,53 +38,12 @@ void AppendDistribution(const std::vector<std::string>& classes,
 // "prediction": x, and "variance": v unless v (a regression row's second
 // value) is NaN, i.e. not reported.
 void AppendPrediction(const double* values, std::string& out) {
-  fmt::format_to(std::back_inserter(out), "\"prediction\": {}", values[0]);
+  out += "\"prediction\": ";
+  AppendShortestDouble(values[0], out);
   if (!std::isnan(values[1])) {
-    fmt::format_to(std::back_inserter(out), ", \"variance\": {}", values[1]);
+    out += ", \"variance\": ";
+    AppendShortestDouble(values[1], out);
   }
-}
-
-// ", "shadow": {...}": for each shadowed modality present in the row, what
-// its shadow answered and how that compares with the model, or its error.
-void AppendShadows(const PipelineConfig& config, const BatchResult& result,
-                   std::size_t row, std::string& out) {
-  const std::size_t rows = result.rows;
-  const bool regression = config.task == Task::kRegression;
-  const std::size_t C = ValuesPerRow(config);
-  out += ", \"shadow\": {";
-  bool first = true;
-  for (std::size_t k = 0; k < result.shadowed.size(); ++k) {
-    const std::size_t at = k * rows + row;
-    if (!result.shadow_answered[at] && !result.shadow_failed[at]) continue;
-    if (!first) out += ", ";
-    first = false;
-    AppendJsonString(config.modalities[k].name, out);
-    if (result.shadow_failed[at]) {
-      out += ": {\"error\": ";
-      AppendJsonString(result.shadow_failures[k], out);
-      out += '}';
-      continue;
-    }
-    const double* values = result.shadow_probabilities.data() + at * C;
-    if (regression) {
-      out += ": {";
-      AppendPrediction(values, out);
-    } else {
-      out += ": {\"probabilities\": ";
-      AppendDistribution(config.classes, values, out);
-      // Compared only where the model answered too.
-      out += result.used[at] ? (result.shadow_agree[at] ? ", \"agree\": true"
-                                                        : ", \"agree\": false")
-                             : ", \"agree\": null";
-    }
-    if (result.used[at]) {
-      fmt::format_to(std::back_inserter(out), ", \"abs_diff\": {}}}",
-                     result.shadow_abs_diff[at]);
-    } else {
-      out += ", \"abs_diff\": null}";
-    }
-  }
-  out += '}';
 }
 
 }  // namespace
@@ -86,11 +60,18 @@ const char* RowStatusName(RowStatus status) {
   return "error";
 }
 
-void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
-                   const BatchResult& result, std::size_t row,
-                   std::string& out) {
+RecordWriter::RecordWriter(const PipelineConfig& config,
+                           const OutputOptions& options)
+    : config_(config),
+      options_(options),
+      classes_(Quoted(config.classes)),
+      modalities_(QuotedModalities(config)) {}
+
+void RecordWriter::AppendOutcome(const InputBatch& batch,
+                                 const BatchResult& result, std::size_t row,
+                                 std::string& out) const {
   const std::size_t rows = result.rows;
-  const std::size_t K = config.modalities.size();
+  const std::size_t K = modalities_.size();
   const bool parsed = batch.errors[row].empty();
   // In pipeline order. A line that did not parse has none.
   out += "\"used\": [";
@@ -99,7 +80,7 @@ void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
     if (!result.used[k * rows + row]) continue;
     if (!first) out += ", ";
     first = false;
-    AppendJsonString(config.modalities[k].name, out);
+    out += modalities_[k];
   }
   out += "], \"missing\": [";
   first = true;
@@ -107,7 +88,7 @@ void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
     if (batch.columns[k].present[row]) continue;
     if (!first) out += ", ";
     first = false;
-    AppendJsonString(config.modalities[k].name, out);
+    out += modalities_[k];
   }
   out += "], \"failed\": {";
   first = true;
@@ -115,7 +96,7 @@ void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
     if (!result.failed[k * rows + row]) continue;
     if (!first) out += ", ";
     first = false;
-    AppendJsonString(config.modalities[k].name, out);
+    out += modalities_[k];
     out += ": ";
     AppendJsonString(result.failures[k], out);
   }
@@ -126,13 +107,54 @@ void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
   }
 }
 
-void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
-                  const BatchResult& result, std::size_t row,
-                  const OutputOptions& options, std::string& out) {
+void RecordWriter::AppendShadows(const BatchResult& result, std::size_t row,
+                                 std::string& out) const {
   const std::size_t rows = result.rows;
-  const std::size_t K = config.modalities.size();
-  const bool regression = config.task == Task::kRegression;
-  const std::size_t C = ValuesPerRow(config);
+  const bool regression = config_.task == Task::kRegression;
+  const std::size_t C = ValuesPerRow(config_);
+  out += ", \"shadow\": {";
+  bool first = true;
+  for (std::size_t k = 0; k < result.shadowed.size(); ++k) {
+    const std::size_t at = k * rows + row;
+    if (!result.shadow_answered[at] && !result.shadow_failed[at]) continue;
+    if (!first) out += ", ";
+    first = false;
+    out += modalities_[k];
+    if (result.shadow_failed[at]) {
+      out += ": {\"error\": ";
+      AppendJsonString(result.shadow_failures[k], out);
+      out += '}';
+      continue;
+    }
+    const double* values = result.shadow_probabilities.data() + at * C;
+    if (regression) {
+      out += ": {";
+      AppendPrediction(values, out);
+    } else {
+      out += ": {\"probabilities\": ";
+      AppendDistribution(classes_, values, out);
+      // Compared only where the model answered too.
+      out += result.used[at] ? (result.shadow_agree[at] ? ", \"agree\": true"
+                                                        : ", \"agree\": false")
+                             : ", \"agree\": null";
+    }
+    if (result.used[at]) {
+      out += ", \"abs_diff\": ";
+      AppendShortestDouble(result.shadow_abs_diff[at], out);
+      out += '}';
+    } else {
+      out += ", \"abs_diff\": null}";
+    }
+  }
+  out += '}';
+}
+
+void RecordWriter::Append(const InputBatch& batch, const BatchResult& result,
+                          std::size_t row, std::string& out) const {
+  const std::size_t rows = result.rows;
+  const std::size_t K = modalities_.size();
+  const bool regression = config_.task == Task::kRegression;
+  const std::size_t C = ValuesPerRow(config_);
   const RowStatus status = result.status[row];
   const bool parsed = batch.errors[row].empty();
 
@@ -142,8 +164,9 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
   } else {
     out += "null";
   }
-  fmt::format_to(std::back_inserter(out), ", \"status\": \"{}\"",
-                 RowStatusName(status));
+  out += ", \"status\": \"";
+  out += RowStatusName(status);
+  out += '"';
   if (regression) {
     if (status == RowStatus::kOk) {
       out += ", ";
@@ -154,23 +177,23 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
   } else if (status == RowStatus::kOk) {
     const double* p = result.probabilities.data() + row * C;
     out += ", \"label\": ";
-    AppendJsonString(config.classes[ArgMax(p, C)], out);
+    out += classes_[ArgMax(p, C)];
     out += ", \"probabilities\": ";
-    AppendDistribution(config.classes, p, out);
+    AppendDistribution(classes_, p, out);
   } else {
     out += ", \"label\": null, \"probabilities\": null";
   }
 
   out += ", ";
-  AppendOutcome(config, batch, result, row, out);
-  if (options.per_modality && parsed) {
+  AppendOutcome(batch, result, row, out);
+  if (options_.per_modality && parsed) {
     out += ", \"modalities\": {";
     bool first = true;
     for (std::size_t k = 0; k < K; ++k) {
       if (!result.used[k * rows + row]) continue;
       if (!first) out += ", ";
       first = false;
-      AppendJsonString(config.modalities[k].name, out);
+      out += modalities_[k];
       out += ": ";
       const double* values =
           result.modality_probabilities.data() + (k * rows + row) * C;
@@ -179,24 +202,23 @@ void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
         AppendPrediction(values, out);
         out += '}';
       } else {
-        AppendDistribution(config.classes, values, out);
+        AppendDistribution(classes_, values, out);
       }
     }
     out += '}';
   }
-  if (options.explain && status == RowStatus::kOk &&
+  if (options_.explain && status == RowStatus::kOk &&
       !result.explanation.empty()) {
     out += ", \"weights\": {";
     for (std::size_t k = 0; k < K; ++k) {
       if (k > 0) out += ", ";
-      AppendJsonString(config.modalities[k].name, out);
-      fmt::format_to(std::back_inserter(out), ": {}",
-                     result.explanation[row * K + k]);
+      out += modalities_[k];
+      out += ": ";
+      AppendShortestDouble(result.explanation[row * K + k], out);
     }
     out += '}';
   }
-  if (!result.shadowed.empty() && parsed)
-    AppendShadows(config, result, row, out);
+  if (!result.shadowed.empty() && parsed) AppendShadows(result, row, out);
   out += "}\n";
 }
 

@@ -30,7 +30,9 @@
 #ifndef LATEFUSE_CORE_OUTPUT_H_
 #define LATEFUSE_CORE_OUTPUT_H_
 
+#include <cstddef>
 #include <string>
+#include <vector>
 
 #include "core/engine.h"
 #include "core/pipeline_config.h"
@@ -43,20 +45,41 @@ struct OutputOptions {
   bool explain = false;  // add "weights": {name: w} when the combiner explains
 };
 
-// Appends row `row`'s record and a newline to `out`.
-void AppendRecord(const PipelineConfig& config, const InputBatch& batch,
-                  const BatchResult& result, std::size_t row,
-                  const OutputOptions& options, std::string& out);
+// Writes the records of one pipeline: the class and modality names are
+// quoted once, and numbers are formatted straight into `out`. What `latefuse
+// run`, `serve` and OIP responses write with, row after row; holds a
+// reference to `config`. Const methods only: several threads may share one
+// writer.
+//
+//   RecordWriter writer(pipeline.config(), options);
+//   for (std::size_t r = 0; r < batch.rows; ++r)
+//     writer.Append(batch, result, r, text);
+class RecordWriter {
+ public:
+  RecordWriter(const PipelineConfig& config, const OutputOptions& options);
+
+  // Appends row `row`'s record and a newline to `out`.
+  void Append(const InputBatch& batch, const BatchResult& result,
+              std::size_t row, std::string& out) const;
+
+  // Appends row `row`'s "used": [...], "missing": [...], "failed": {...}
+  // and, for an error row, "error": "...", without braces: the part of a
+  // record an OIP response's per-row parameters share with it.
+  void AppendOutcome(const InputBatch& batch, const BatchResult& result,
+                     std::size_t row, std::string& out) const;
+
+ private:
+  void AppendShadows(const BatchResult& result, std::size_t row,
+                     std::string& out) const;
+
+  const PipelineConfig& config_;
+  OutputOptions options_;
+  std::vector<std::string> classes_;     // JSON string literals
+  std::vector<std::string> modalities_;  // JSON string literals
+};
 
 // "ok", "abstain" or "error": a record's "status".
 const char* RowStatusName(RowStatus status);
-
-// Appends row `row`'s "used": [...], "missing": [...], "failed": {...} and,
-// for an error row, "error": "...", without braces: the part of a record an
-// OIP response's per-row parameters share with it.
-void AppendOutcome(const PipelineConfig& config, const InputBatch& batch,
-                   const BatchResult& result, std::size_t row,
-                   std::string& out);
 
 }  // namespace latefuse
 

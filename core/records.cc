@@ -2,9 +2,11 @@
 
 #include <simdjson.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -353,6 +355,186 @@ void Rescan::Run() {
   }
 }
 
+// The fast path: a hand parser for the lines `run` mostly sees, plain records
+// of plain strings and numbers, reading them straight into the batch. It
+// takes a line only when simdjson would read it to exactly the same values
+// without a complaint; on anything else (an escape, a fault, a number that
+// simdjson rounds or refuses in its own way, deep nesting) it gives up, and
+// the line goes through simdjson, which has the messages. So it never has to
+// say what is wrong, only to be sure nothing is.
+class FastLine {
+ public:
+  explicit FastLine(std::string_view line)
+      : p_(line.data()), end_(line.data() + line.size()) {}
+
+  void SkipSpace() {
+    while (p_ < end_ && IsJsonSpace(*p_)) ++p_;
+  }
+  bool At(char c) const { return p_ < end_ && *p_ == c; }
+  bool AtEnd() const { return p_ == end_; }
+  // Skips `c` (after spaces) when it comes next.
+  bool Take(char c) {
+    SkipSpace();
+    if (!At(c)) return false;
+    ++p_;
+    return true;
+  }
+  bool TakeNull() {
+    if (end_ - p_ < 4 || std::memcmp(p_, "null", 4) != 0) return false;
+    p_ += 4;
+    return true;
+  }
+
+  // A string without escapes or control characters, in valid UTF-8; its
+  // text without the quotes.
+  bool String(std::string_view& text) {
+    if (!At('"')) return false;
+    const char* start = ++p_;
+    bool ascii = true;
+    while (p_ < end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        text = std::string_view(start, static_cast<std::size_t>(p_ - start));
+        ++p_;
+        return ascii || simdjson::validate_utf8(text.data(), text.size());
+      }
+      if (c == '\\' || c < 0x20) return false;
+      ascii = ascii && c < 0x80;
+      ++p_;
+    }
+    return false;
+  }
+
+  // A number as simdjson's get_double gives it: integers of up to 18 digits
+  // convert from int64 (so -0 is 0.0); other numbers round correctly from
+  // their decimal text. Most take Clinger's exact path (a significand of at
+  // most 19 digits below 2^53, a power of ten below 10^23: one correctly
+  // rounded multiplication or division), the rest std::from_chars. Longer
+  // integers and what from_chars finds out of range (simdjson refuses some
+  // and rounds others to 0) are left to simdjson.
+  bool Number(double& value) {
+    const char* start = p_;
+    const bool negative = At('-');
+    if (negative) ++p_;
+    const char* digits = p_;
+    std::uint64_t significand = 0;
+    while (p_ < end_ && IsDigit(*p_))
+      significand = significand * 10 + static_cast<unsigned>(*p_++ - '0');
+    const std::size_t count = static_cast<std::size_t>(p_ - digits);
+    if (count == 0 || count > 18 || (count > 1 && *digits == '0')) return false;
+    std::size_t significant = count;
+    int exponent = 0;
+    bool is_integer = true;
+    if (At('.')) {
+      ++p_;
+      const char* fraction = p_;
+      for (; p_ < end_ && IsDigit(*p_); ++p_) {
+        if (++significant > 19) continue;  // not exact: from_chars below
+        significand = significand * 10 + static_cast<unsigned>(*p_ - '0');
+        --exponent;
+      }
+      // Trailing zeros ("16.0", "0.50") would only cost a division below.
+      while (exponent < 0 && significand % 10 == 0) {
+        significand /= 10;
+        ++exponent;
+      }
+      if (p_ == fraction) return false;
+      is_integer = false;
+    }
+    if (At('e') || At('E')) {
+      ++p_;
+      const bool negative_exponent = At('-');
+      if (At('+') || At('-')) ++p_;
+      const char* exponent_digits = p_;
+      int written = 0;
+      for (; p_ < end_ && IsDigit(*p_); ++p_) {
+        if (written < 100000) written = written * 10 + (*p_ - '0');
+      }
+      if (p_ == exponent_digits) return false;
+      exponent += negative_exponent ? -written : written;
+      is_integer = false;
+    }
+    if (is_integer) {
+      const auto integer = static_cast<std::int64_t>(significand);
+      value = static_cast<double>(negative ? -integer : integer);
+      return true;
+    }
+    if (significant <= 19 && significand <= (std::uint64_t{1} << 53) &&
+        exponent >= -22 && exponent <= 22) {
+      static constexpr double kPowersOfTen[] = {
+          1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+          1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+          1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+      double magnitude = static_cast<double>(significand);
+      magnitude = exponent < 0 ? magnitude / kPowersOfTen[-exponent]
+                               : magnitude * kPowersOfTen[exponent];
+      value = negative ? -magnitude : magnitude;
+      return true;
+    }
+    const std::from_chars_result parsed = std::from_chars(start, p_, value);
+    return parsed.ec == std::errc() && parsed.ptr == p_;
+  }
+
+  // Any JSON value made of the above, nested at most kMaxFastDepth deep.
+  bool SkipValue(int depth) {
+    SkipSpace();
+    if (p_ == end_) return false;
+    switch (*p_) {
+      case '"': {
+        std::string_view ignored;
+        return String(ignored);
+      }
+      case '{':
+      case '[': {
+        const char close = *p_ == '{' ? '}' : ']';
+        const bool object = close == '}';
+        ++p_;
+        if (depth >= kMaxFastDepth) return false;
+        if (Take(close)) return true;
+        do {
+          if (object) {
+            std::string_view key;
+            SkipSpace();
+            if (!String(key) || !Take(':')) return false;
+          }
+          if (!SkipValue(depth + 1)) return false;
+        } while (Take(','));
+        return Take(close);
+      }
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return TakeNull();
+      default: {
+        double ignored = 0;
+        return Number(ignored);
+      }
+    }
+  }
+
+ private:
+  static constexpr int kMaxFastDepth = 64;
+
+  bool SkipDigits() {
+    const char* start = p_;
+    while (p_ < end_ && IsDigit(*p_)) ++p_;
+    return p_ > start;
+  }
+  bool Literal(std::string_view word) {
+    if (static_cast<std::size_t>(end_ - p_) < word.size() ||
+        std::string_view(p_, word.size()) != word) {
+      return false;
+    }
+    p_ += word.size();
+    return true;
+  }
+
+  const char* p_;
+  const char* const end_;
+};
+
 }  // namespace
 
 void InputBatch::Clear() {
@@ -373,8 +555,9 @@ struct RecordParser::State {
   // What a row holds of each modality, while the row is parsed.
   enum Seen : std::uint8_t { kAbsent = 0, kNull = 1, kPresent = 2 };
 
-  explicit State(std::vector<RecordModalitySpec> specs)
+  State(std::vector<RecordModalitySpec> specs, RecordParseMode mode)
       : modalities(std::move(specs)),
+        fast_path(mode == RecordParseMode::kFast),
         modality_list(modalities.empty()
                           ? "none"
                           : absl::StrJoin(modalities, ", ",
@@ -386,9 +569,16 @@ struct RecordParser::State {
         dense_marks(modalities.size(), 0),
         item_marks(modalities.size(), 0) {}
 
-  // Fills row `row` of `batch` from `line`; returns what is wrong with the
-  // line (without the "line N: " prefix), or "" when it is fine. May leave
-  // values appended to the columns on error: the caller rolls them back.
+  // Fills row `row` of `batch` from a plain line (see FastLine); false when
+  // the line is left to ParseRow. May leave values appended to the columns
+  // and modalities marked seen either way: the caller rolls them back.
+  bool FastParseRow(std::string_view line, std::size_t row, InputBatch& batch);
+  bool FastModalities(FastLine& in, InputBatch& batch);
+  bool FastModality(std::size_t k, FastLine& in, InputBatch& batch);
+  // Fills row `row` of `batch` from `line` with simdjson; returns what is
+  // wrong with the line (without the "line N: " prefix), or "" when it is
+  // fine. May leave values appended to the columns on error: the caller
+  // rolls them back.
   std::string ParseRow(std::string_view line, std::size_t row,
                        InputBatch& batch);
   // The message for a line simdjson refused, with its id salvaged if it can be.
@@ -398,7 +588,13 @@ struct RecordParser::State {
   std::string ParseModality(std::size_t k, element value, InputBatch& batch);
   bool IsDenseElementPath(const std::vector<PathStep>& path) const;
 
+  // Marks the start of a row: nothing of any modality seen, the columns'
+  // current ends remembered; RollBack returns to that.
+  void StartRow(const InputBatch& batch);
+  void RollBack(InputBatch& batch);
+
   std::vector<RecordModalitySpec> modalities;
+  bool fast_path;
   std::string modality_list;  // "vitals, labs, imaging", for messages
   simdjson::dom::parser parser;
   // Per-row scratch, one entry per modality, reused from row to row.
@@ -406,6 +602,112 @@ struct RecordParser::State {
   std::vector<std::size_t> dense_marks;
   std::vector<std::size_t> item_marks;
 };
+
+bool RecordParser::State::FastParseRow(std::string_view line, std::size_t row,
+                                       InputBatch& batch) {
+  FastLine in(line);
+  if (!in.Take('{')) return false;
+  std::string_view id, label;
+  bool seen_id = false, seen_modalities = false, seen_label = false;
+  bool has_label = false;
+  do {
+    std::string_view key;
+    in.SkipSpace();
+    if (!in.String(key) || !in.Take(':')) return false;
+    in.SkipSpace();
+    if (key == "id") {
+      if (seen_id || !in.String(id) || id.empty()) return false;
+      seen_id = true;
+    } else if (key == "modalities") {
+      if (seen_modalities || !FastModalities(in, batch)) return false;
+      seen_modalities = true;
+    } else if (key == "label") {
+      if (seen_label) return false;
+      seen_label = true;
+      if (!in.TakeNull()) {
+        if (!in.String(label)) return false;
+        has_label = true;
+      }
+    } else if (!in.SkipValue(0)) {
+      return false;
+    }
+  } while (in.Take(','));
+  if (!in.Take('}')) return false;
+  in.SkipSpace();
+  if (!in.AtEnd() || !seen_id || !seen_modalities) return false;
+  batch.ids[row].assign(id);
+  batch.has_id[row] = 1;
+  if (has_label) {
+    batch.labels[row].assign(label);
+    batch.has_label[row] = 1;
+  }
+  return true;
+}
+
+bool RecordParser::State::FastModalities(FastLine& in, InputBatch& batch) {
+  if (!in.Take('{')) return false;
+  if (in.Take('}')) return true;
+  do {
+    std::string_view name;
+    in.SkipSpace();
+    if (!in.String(name) || !in.Take(':')) return false;
+    std::size_t k = 0;
+    while (k < modalities.size() && modalities[k].name != name) ++k;
+    if (k == modalities.size() || seen[k] != kAbsent) return false;
+    in.SkipSpace();
+    if (in.TakeNull()) {
+      seen[k] = kNull;
+      continue;
+    }
+    if (!FastModality(k, in, batch)) return false;
+    seen[k] = kPresent;
+  } while (in.Take(','));
+  return in.Take('}');
+}
+
+bool RecordParser::State::FastModality(std::size_t k, FastLine& in,
+                                       InputBatch& batch) {
+  const RecordModalitySpec& spec = modalities[k];
+  InputColumn& column = batch.columns[k];
+  if (spec.kind == RecordInputKind::kDense) {
+    if (!in.Take('[')) return false;
+    // Appended one by one rather than resized first: a zero-filling resize
+    // per modality per row costs more than the capacity checks.
+    for (std::size_t i = 0; i < spec.width; ++i) {
+      if (i > 0 && !in.Take(',')) return false;
+      in.SkipSpace();
+      double number = 0;
+      if (!in.Number(number) || !(std::fabs(number) < kFloat32Overflow)) {
+        return false;
+      }
+      column.dense.push_back(static_cast<float>(number));
+    }
+    return in.Take(']');
+  }
+  std::string_view text;
+  if (!in.String(text)) return false;
+  if (spec.kind == RecordInputKind::kText) {
+    column.items.emplace_back(text);
+    return true;
+  }
+  return absl::Base64Unescape(ToAbsl(text), &column.items.emplace_back());
+}
+
+void RecordParser::State::StartRow(const InputBatch& batch) {
+  for (std::size_t k = 0; k < modalities.size(); ++k) {
+    seen[k] = kAbsent;
+    dense_marks[k] = batch.columns[k].dense.size();
+    item_marks[k] = batch.columns[k].items.size();
+  }
+}
+
+void RecordParser::State::RollBack(InputBatch& batch) {
+  for (std::size_t k = 0; k < modalities.size(); ++k) {
+    seen[k] = kAbsent;
+    batch.columns[k].dense.resize(dense_marks[k]);
+    batch.columns[k].items.resize(item_marks[k]);
+  }
+}
 
 std::string RecordParser::State::ParseRow(std::string_view line,
                                           std::size_t row, InputBatch& batch) {
@@ -593,8 +895,9 @@ std::string RecordParser::State::DiagnoseRefusedLine(std::string_view line,
                       is_integer ? " (integers must fit in 64 bits)" : "");
 }
 
-RecordParser::RecordParser(std::vector<RecordModalitySpec> modalities)
-    : state_(std::make_unique<State>(std::move(modalities))) {}
+RecordParser::RecordParser(std::vector<RecordModalitySpec> modalities,
+                           RecordParseMode mode)
+    : state_(std::make_unique<State>(std::move(modalities), mode)) {}
 
 RecordParser::~RecordParser() = default;
 RecordParser::RecordParser(RecordParser&&) noexcept = default;
@@ -622,14 +925,15 @@ void RecordParser::Append(std::string_view line, std::size_t line_number,
   batch.has_label.push_back(0);
   batch.errors.emplace_back();
   batch.rows = row + 1;
-  for (std::size_t k = 0; k < modality_count; ++k) {
-    state.seen[k] = State::kAbsent;
-    state.dense_marks[k] = batch.columns[k].dense.size();
-    state.item_marks[k] = batch.columns[k].items.size();
-  }
+  state.StartRow(batch);
 
-  std::string error =
-      IsBlank(line) ? "empty line" : state.ParseRow(line, row, batch);
+  std::string error;
+  if (IsBlank(line)) {
+    error = "empty line";
+  } else if (!state.fast_path || !state.FastParseRow(line, row, batch)) {
+    state.RollBack(batch);
+    error = state.ParseRow(line, row, batch);
+  }
   if (error.empty()) {
     for (std::size_t k = 0; k < modality_count; ++k) {
       batch.columns[k].present.push_back(state.seen[k] == State::kPresent ? 1
@@ -637,12 +941,8 @@ void RecordParser::Append(std::string_view line, std::size_t line_number,
     }
     return;
   }
-  for (std::size_t k = 0; k < modality_count; ++k) {
-    InputColumn& column = batch.columns[k];
-    column.dense.resize(state.dense_marks[k]);
-    column.items.resize(state.item_marks[k]);
-    column.present.push_back(0);
-  }
+  state.RollBack(batch);
+  for (InputColumn& column : batch.columns) column.present.push_back(0);
   batch.labels[row].clear();
   batch.has_label[row] = 0;
   batch.errors[row] = absl::StrCat("line ", line_number, ": ", error);

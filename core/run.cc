@@ -1,7 +1,21 @@
 #include "core/run.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <string_view>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "fmt/format.h"
@@ -55,6 +69,333 @@ void Tally(const InputBatch& batch, const BatchResult& result,
   }
 }
 
+// Where the input comes from.
+class Source {
+ public:
+  virtual ~Source() = default;
+  // Reads up to `n` bytes into `data`; 0 at the end of the input, or when the
+  // run is asked to stop (stopped() then says so). An error's message is why
+  // (possibly empty), without saying where.
+  virtual absl::StatusOr<std::size_t> Read(char* data, std::size_t n) = 0;
+  // Whether a Read now would wait for input that has not come yet.
+  virtual bool WouldWait() { return false; }
+  bool stopped() const { return stopped_; }
+
+ protected:
+  bool stopped_ = false;
+};
+
+class StreamSource : public Source {
+ public:
+  explicit StreamSource(std::istream& in) : in_(in) {}
+  absl::StatusOr<std::size_t> Read(char* data, std::size_t n) override {
+    in_.read(data, static_cast<std::streamsize>(n));
+    if (in_.bad()) return absl::DataLossError("");
+    return static_cast<std::size_t>(in_.gcount());
+  }
+
+ private:
+  std::istream& in_;
+};
+
+class FdSource : public Source {
+ public:
+  FdSource(int fd, int stop_fd) : fd_(fd), stop_fd_(stop_fd) {}
+
+  absl::StatusOr<std::size_t> Read(char* data, std::size_t n) override {
+    while (true) {
+      if (Poll(-1) == Ready::kStop) {
+        stopped_ = true;
+        return 0;
+      }
+      const ssize_t got = read(fd_, data, n);
+      if (got >= 0) return static_cast<std::size_t>(got);
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return absl::DataLossError(std::strerror(errno));
+    }
+  }
+
+  bool WouldWait() override { return Poll(0) == Ready::kNothing; }
+
+ private:
+  enum class Ready { kNothing, kInput, kStop };
+
+  // What is ready within `timeout_ms` (-1: wait for either); a stop request
+  // wins over input.
+  Ready Poll(int timeout_ms) {
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    const nfds_t count = stop_fd_ >= 0 ? 2 : 1;
+    int ready = 0;
+    do {
+      ready = poll(fds, count, timeout_ms);
+    } while (ready < 0 && errno == EINTR && timeout_ms != 0);
+    if (ready < 0) return Ready::kInput;  // let read() report the problem
+    if (count == 2 && fds[1].revents != 0) return Ready::kStop;
+    return fds[0].revents != 0 ? Ready::kInput : Ready::kNothing;
+  }
+
+  int fd_;
+  int stop_fd_;
+};
+
+// Where the records go.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual bool Write(std::string_view text) = 0;
+};
+
+class StreamSink : public Sink {
+ public:
+  explicit StreamSink(std::ostream& out) : out_(out) {}
+  bool Write(std::string_view text) override {
+    out_.write(text.data(), static_cast<std::streamsize>(text.size()));
+    out_.flush();
+    return static_cast<bool>(out_);
+  }
+
+ private:
+  std::ostream& out_;
+};
+
+class FdSink : public Sink {
+ public:
+  explicit FdSink(int fd) : fd_(fd) {}
+  bool Write(std::string_view text) override {
+    while (!text.empty()) {
+      const ssize_t wrote = write(fd_, text.data(), text.size());
+      if (wrote < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      text.remove_prefix(static_cast<std::size_t>(wrote));
+    }
+    return true;
+  }
+
+ private:
+  int fd_;
+};
+
+// Splits a Source into lines, reading large blocks into one buffer that
+// grows only for a line longer than it.
+class LineReader {
+ public:
+  enum class Next { kLine, kEnd, kWouldWait };
+
+  explicit LineReader(Source& source) : source_(source), buffer_(kBlock) {}
+
+  // The next line, without its newline or a '\r' before it; valid until the
+  // next call. Unless `may_wait`, gives kWouldWait rather than wait for input
+  // that has not come yet. The last line need not end with a newline. kEnd
+  // also after a read error (status() says which).
+  Next Read(bool may_wait, std::string_view& line) {
+    while (true) {
+      const char* begin = buffer_.data() + begin_;
+      if (const void* newline = std::memchr(begin, '\n', end_ - begin_)) {
+        const std::size_t length =
+            static_cast<std::size_t>(static_cast<const char*>(newline) - begin);
+        line = std::string_view(begin, length);
+        begin_ += length + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        return Next::kLine;
+      }
+      if (at_end_) {
+        if (begin_ == end_) return Next::kEnd;
+        line = std::string_view(begin, end_ - begin_);
+        begin_ = end_;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        return Next::kLine;
+      }
+      if (!may_wait && source_.WouldWait()) return Next::kWouldWait;
+      Fill();
+    }
+  }
+
+  const absl::Status& status() const { return status_; }
+
+ private:
+  static constexpr std::size_t kBlock = std::size_t{1} << 20;
+
+  // Keeps the unfinished line, makes room after it and reads once.
+  void Fill() {
+    if (begin_ > 0) {
+      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (buffer_.size() - end_ < kBlock / 2) buffer_.resize(buffer_.size() * 2);
+    absl::StatusOr<std::size_t> got =
+        source_.Read(buffer_.data() + end_, buffer_.size() - end_);
+    if (!got.ok()) {
+      status_ = got.status();
+      at_end_ = true;
+    } else if (*got == 0) {
+      at_end_ = true;
+    } else {
+      end_ += *got;
+    }
+  }
+
+  Source& source_;
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  bool at_end_ = false;
+  absl::Status status_;
+};
+
+// One batch on its way through the stages.
+struct Slot {
+  InputBatch batch;
+  BatchResult result;
+};
+
+// Hands slots from one stage to the next. Pop waits for a slot; it returns
+// null once the queue is closed and empty.
+class SlotQueue {
+ public:
+  void Push(Slot* slot) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      slots_.push_back(slot);
+    }
+    ready_.notify_one();
+  }
+
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closed_ = true;
+    }
+    ready_.notify_all();
+  }
+
+  Slot* Pop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait(lock, [&] { return !slots_.empty() || closed_; });
+    if (slots_.empty()) return nullptr;
+    Slot* slot = slots_.front();
+    slots_.pop_front();
+    return slot;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Slot*> slots_;
+  bool closed_ = false;
+};
+
+// The run itself: a reader thread parses batches, this thread fuses them, a
+// writer thread writes them; kBatchesInFlight slots go round.
+absl::StatusOr<RunSummary> RunLines(Pipeline& pipeline, Source& source,
+                                    Sink& sink, const RunOptions& options) {
+  const PipelineConfig& config = pipeline.config();
+  const std::size_t batch_size = std::max<std::size_t>(options.batch_size, 1);
+  Engine engine(pipeline, options.engine);
+  RunSummary summary;
+  summary.modalities.resize(config.modalities.size());
+  const Clock::time_point start = Clock::now();
+
+  std::vector<Slot> slots(RunOptions::kBatchesInFlight);
+  SlotQueue free_slots, parsed, fused;
+  for (Slot& slot : slots) free_slots.Push(&slot);
+  // Set by the writer when the output fails: the reader then stops reading.
+  std::atomic<bool> output_failed{false};
+
+  absl::Status read_status;
+  std::thread reader([&] {
+    RecordParser parser(Engine::RecordSpecs(config));
+    LineReader lines(source);
+    std::size_t line_number = 0;
+    LineReader::Next next = LineReader::Next::kLine;
+    while (next != LineReader::Next::kEnd && !output_failed.load()) {
+      Slot* slot = free_slots.Pop();
+      slot->batch.Clear();
+      std::string_view line;
+      while (slot->batch.rows < batch_size) {
+        // A batch goes on as soon as the input pauses: records of a slow
+        // stream come out without waiting for batch_size lines.
+        next = lines.Read(/*may_wait=*/slot->batch.rows == 0, line);
+        if (next != LineReader::Next::kLine) break;
+        parser.Append(line, ++line_number, slot->batch);
+      }
+      if (slot->batch.rows > 0) {
+        parsed.Push(slot);
+      } else {
+        free_slots.Push(slot);
+      }
+    }
+    if (!lines.status().ok()) {
+      const std::string why(lines.status().message());
+      read_status = absl::DataLossError(
+          absl::StrCat("cannot read the input after line ", line_number,
+                       why.empty() ? "" : ": ", why));
+    }
+    parsed.Close();
+  });
+
+  std::thread writer([&] {
+    const RecordWriter records(config, options.output);
+    std::string text;
+    Clock::time_point last_progress = start;
+    while (Slot* slot = fused.Pop()) {
+      const InputBatch& batch = slot->batch;
+      if (!output_failed.load()) {
+        text.clear();
+        for (std::size_t r = 0; r < batch.rows; ++r)
+          records.Append(batch, slot->result, r, text);
+        if (!sink.Write(text)) output_failed.store(true);
+      }
+      Tally(batch, slot->result, summary);
+      free_slots.Push(slot);
+      if (options.progress &&
+          Clock::now() - last_progress > std::chrono::milliseconds(250)) {
+        last_progress = Clock::now();
+        const double seconds =
+            std::chrono::duration<double>(last_progress - start).count();
+        fmt::print(stderr, "\\rlatefuse: {} rows, {:.0f} rows/s", summary.rows,
+                   static_cast<double>(summary.rows) / seconds);
+        std::fflush(stderr);
+      }
+    }
+  });
+
+  while (Slot* slot = parsed.Pop()) {
+    engine.Run(slot->batch, slot->result);
+    fused.Push(slot);
+  }
+  fused.Close();
+  reader.join();
+  writer.join();
+
+  if (options.progress) fmt::print(stderr, "\\r\\033[K");
+  if (output_failed.load())
+    return absl::UnavailableError("cannot write the output");
+  if (!read_status.ok()) return read_status;
+  summary.stopped = source.stopped();
+  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return summary;
+}
+
+// What StopSignals' handler needs: async-signal-safe globals.
+std::atomic<int> g_stop_signal{0};
+std::atomic<int> g_stop_write_fd{-1};
+struct sigaction g_previous_sigint;
+struct sigaction g_previous_sigterm;
+
+void OnStopSignal(int signal) {
+  const int saved_errno = errno;
+  int none = 0;
+  g_stop_signal.compare_exchange_strong(none, signal);
+  const int fd = g_stop_write_fd.load();
+  if (fd >= 0) {
+    [[maybe_unused]] const ssize_t ignored = write(fd, "", 1);
+  }
+  errno = saved_errno;
+}
+
 }  // namespace
 
 double ShadowCounts::AgreementRate() const {
@@ -70,59 +411,51 @@ double ShadowCounts::MeanAbsDiff() const {
 absl::StatusOr<RunSummary> RunStream(Pipeline& pipeline, std::istream& in,
                                      std::ostream& out,
                                      const RunOptions& options) {
-  const PipelineConfig& config = pipeline.config();
-  RecordParser parser(Engine::RecordSpecs(config));
-  Engine engine(pipeline, options.engine);
-  InputBatch batch;
-  BatchResult result;
-  RunSummary summary;
-  summary.modalities.resize(config.modalities.size());
-  std::string line;
-  std::string text;
-  std::size_t line_number = 0;
-  const Clock::time_point start = Clock::now();
-  Clock::time_point last_progress = start;
-
-  auto flush = [&]() -> absl::Status {
-    if (batch.rows == 0) return absl::OkStatus();
-    engine.Run(batch, result);
-    text.clear();
-    for (std::size_t r = 0; r < batch.rows; ++r) {
-      AppendRecord(config, batch, result, r, options.output, text);
-    }
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    out.flush();
-    if (!out) return absl::UnavailableError("cannot write the output");
-    Tally(batch, result, summary);
-    batch.Clear();
-    if (options.progress &&
-        Clock::now() - last_progress > std::chrono::milliseconds(250)) {
-      last_progress = Clock::now();
-      const double seconds =
-          std::chrono::duration<double>(last_progress - start).count();
-      fmt::print(stderr, "\rlatefuse: {} rows, {:.0f} rows/s", summary.rows,
-                 static_cast<double>(summary.rows) / seconds);
-      std::fflush(stderr);
-    }
-    return absl::OkStatus();
-  };
-
-  while (std::getline(in, line)) {
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    parser.Append(line, line_number, batch);
-    if (batch.rows >= options.batch_size) {
-      if (absl::Status status = flush(); !status.ok()) return status;
-    }
-  }
-  if (in.bad())
-    return absl::DataLossError(
-        absl::StrCat("cannot read the input after line ", line_number));
-  if (absl::Status status = flush(); !status.ok()) return status;
-  if (options.progress) fmt::print(stderr, "\r\033[K");
-  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  return summary;
+  StreamSource source(in);
+  StreamSink sink(out);
+  return RunLines(pipeline, source, sink, options);
 }
+
+absl::StatusOr<RunSummary> RunFiles(Pipeline& pipeline, int in_fd, int out_fd,
+                                    const RunOptions& options) {
+  FdSource source(in_fd, options.stop_fd);
+  FdSink sink(out_fd);
+  return RunLines(pipeline, source, sink, options);
+}
+
+absl::StatusOr<std::unique_ptr<StopSignals>> StopSignals::Install() {
+  if (g_stop_write_fd.load() >= 0) {
+    return absl::FailedPreconditionError("StopSignals is already installed");
+  }
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot make a pipe: ", std::strerror(errno)));
+  }
+  std::unique_ptr<StopSignals> stop(new StopSignals());
+  stop->read_fd_ = fds[0];
+  stop->write_fd_ = fds[1];
+  g_stop_signal.store(0);
+  g_stop_write_fd.store(fds[1]);
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  // SA_RESETHAND: a second signal ends the process at once.
+  action.sa_flags = SA_RESTART | SA_RESETHAND;
+  sigaction(SIGINT, &action, &g_previous_sigint);
+  sigaction(SIGTERM, &action, &g_previous_sigterm);
+  return stop;
+}
+
+StopSignals::~StopSignals() {
+  sigaction(SIGINT, &g_previous_sigint, nullptr);
+  sigaction(SIGTERM, &g_previous_sigterm, nullptr);
+  g_stop_write_fd.store(-1);
+  close(read_fd_);
+  close(write_fd_);
+}
+
+int StopSignals::signal() const { return g_stop_signal.load(); }
 
 std::string FormatSummary(const PipelineConfig& config,
                           const RunSummary& summary) {

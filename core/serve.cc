@@ -349,6 +349,7 @@ class Server {
     BatchResult result;
     OutputOptions output;
     output.per_modality = req.get_param_value("per_modality") == "true";
+    const RecordWriter records(config, output);
     std::string out;
     const std::string_view body = req.body;
     std::size_t line_number = 0;
@@ -363,7 +364,7 @@ class Server {
       if (batch.rows < kRecordsBatch && at < body.size()) continue;
       if (!RunEngine(*served, batch, result, res)) return;
       for (std::size_t r = 0; r < batch.rows; ++r)
-        AppendRecord(config, batch, result, r, output, out);
+        records.Append(batch, result, r, out);
       batch.Clear();
     }
     res.set_content(out, "application/x-ndjson");

@@ -1,14 +1,15 @@
 // The `latefuse` command: run a pipeline over JSONL records, validate a
 // pipeline and print its resolved plan, inspect a plugin library.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -42,54 +43,90 @@ void AddLockOption(CLI::App& command, std::string& lock) {
       ->check(CLI::ExistingFile);
 }
 
+// A file descriptor, closed at scope exit when owned.
+class FileDescriptor {
+ public:
+  FileDescriptor(int fd, bool owned) : fd_(fd), owned_(owned) {}
+  FileDescriptor(FileDescriptor&& other) noexcept
+      : fd_(std::exchange(other.fd_, -1)), owned_(other.owned_) {}
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    std::swap(owned_, other.owned_);
+    return *this;
+  }
+  ~FileDescriptor() {
+    if (owned_ && fd_ >= 0) close(fd_);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  bool owned_;
+};
+
 struct RunArgs {
   std::string pipeline;
   std::string lock;
   std::string input = "-";
   std::string output = "-";
-  std::size_t batch_size = 256;
+  std::size_t batch_size = 1024;
   bool per_modality = false;
   bool explain = false;
   bool quiet = false;
   bool no_progress = false;
 };
 
+// `run`'s exit code when SIGINT or SIGTERM stopped it: 128 + the signal, as a
+// shell reports a process the signal ended (130, 143), though the run ended
+// cleanly with every line read written.
+int StoppedExitCode(int signal) { return 128 + signal; }
+
 int Run(const RunArgs& args) {
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
       LoadPipeline(args.pipeline, args.lock);
   if (!pipeline.ok()) return Fail(pipeline.status());
-  std::ifstream in_file;
-  std::istream* in = &std::cin;
+  // Descriptors rather than streams: RunFiles reads and writes large blocks
+  // itself, and polls the input beside the stop signals.
+  FileDescriptor in(STDIN_FILENO, /*owned=*/false);
   if (args.input != "-") {
-    in_file.open(args.input);
-    if (!in_file)
+    in = FileDescriptor(open(args.input.c_str(), O_RDONLY | O_CLOEXEC), true);
+    if (in.fd() < 0)
       return Fail(absl::NotFoundError(
           fmt::format("cannot open input '{}'", args.input)));
-    in = &in_file;
   }
-  std::ofstream out_file;
-  std::ostream* out = &std::cout;
+  FileDescriptor out(STDOUT_FILENO, /*owned=*/false);
   if (args.output != "-") {
-    out_file.open(args.output);
-    if (!out_file) {
+    out = FileDescriptor(open(args.output.c_str(),
+                              O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666),
+                         true);
+    if (out.fd() < 0) {
       return Fail(absl::NotFoundError(
           fmt::format("cannot open output '{}'", args.output)));
     }
-    out = &out_file;
   }
+  absl::StatusOr<std::unique_ptr<StopSignals>> stop = StopSignals::Install();
+  if (!stop.ok()) return Fail(stop.status());
   RunOptions options;
   options.batch_size = args.batch_size;
   options.progress =
       !args.quiet && !args.no_progress && isatty(STDERR_FILENO) != 0;
+  options.stop_fd = (*stop)->fd();
   options.engine.explain = args.explain;
   options.output.per_modality = args.per_modality;
   options.output.explain = args.explain;
   absl::StatusOr<RunSummary> summary =
-      RunStream(**pipeline, *in, *out, options);
+      RunFiles(**pipeline, in.fd(), out.fd(), options);
   if (!summary.ok()) return Fail(summary.status());
   if (!args.quiet)
     fmt::print(stderr, "{}", FormatSummary((*pipeline)->config(), *summary));
-  return 0;
+  if (!summary->stopped) return 0;
+  const int signal = (*stop)->signal();
+  if (!args.quiet) {
+    fmt::print(stderr,
+               "latefuse: stopped by {}: every line read has its record\n",
+               signal == SIGINT ? "SIGINT" : "SIGTERM");
+  }
+  return StoppedExitCode(signal);
 }
 
 struct FitArgs {

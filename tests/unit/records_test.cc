@@ -2,11 +2,13 @@
 // per-modality columns, with an exact error message for every bad line.
 #include "core/records.h"
 
+#include <bit>
 #include <cfloat>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <ostream>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -465,6 +467,161 @@ TEST(RecordParserTest, WidthOneSaysOneNumber) {
                   "number, got 61",
                   "line 2: modalities.age: expected 1 number, got 2", ""));
   EXPECT_THAT(batch.columns[0].dense, ElementsAre(61.0f));
+}
+
+// Both modes' batches, field by field; dense values compared bit for bit
+// (0.0f and -0.0f differ).
+void ExpectSameBatch(const InputBatch& fast, const InputBatch& general,
+                     const std::string& lines) {
+  SCOPED_TRACE(lines);
+  ASSERT_EQ(fast.rows, general.rows);
+  EXPECT_EQ(fast.ids, general.ids);
+  EXPECT_EQ(fast.has_id, general.has_id);
+  EXPECT_EQ(fast.labels, general.labels);
+  EXPECT_EQ(fast.has_label, general.has_label);
+  EXPECT_EQ(fast.errors, general.errors);
+  ASSERT_EQ(fast.columns.size(), general.columns.size());
+  for (std::size_t k = 0; k < fast.columns.size(); ++k) {
+    const InputColumn& a = fast.columns[k];
+    const InputColumn& b = general.columns[k];
+    EXPECT_EQ(a.present, b.present) << k;
+    EXPECT_EQ(a.items, b.items) << k;
+    ASSERT_EQ(a.dense.size(), b.dense.size()) << k;
+    for (std::size_t i = 0; i < a.dense.size(); ++i) {
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(a.dense[i]),
+                std::bit_cast<std::uint32_t>(b.dense[i]))
+          << k << "[" << i << "]: " << a.dense[i] << " vs " << b.dense[i];
+    }
+  }
+}
+
+// Parses `lines` in both modes and expects the same batch.
+void ExpectModesAgree(const std::vector<std::string>& lines) {
+  RecordParser fast(TestSpecs(), RecordParseMode::kFast);
+  RecordParser general(TestSpecs(), RecordParseMode::kGeneral);
+  std::string all;
+  for (const std::string& line : lines) all += line + "\n";
+  ExpectSameBatch(ParseLines(fast, lines), ParseLines(general, lines), all);
+}
+
+// Lines at the edges of what the fast path takes: numbers simdjson converts
+// its own way (-0, huge integers, underflow), escapes, non-ASCII text,
+// invalid UTF-8, extra keys of every kind, faults after a good prefix.
+TEST(RecordParserModesTest, EdgeLinesGiveTheSameBatchInBothModes) {
+  const std::vector<std::string> lines = {
+      GoodLine("1"),
+      WithModalities(R"("vitals": [-0, 0, -0.0])"),
+      WithModalities(R"("vitals": [1e-400, -1e-400, 4.9e-324])"),
+      WithModalities(R"("vitals": [123456789012345678, -99999999999999999, )"
+                     R"(9223372036854775807])"),
+      WithModalities(R"("vitals": [18446744073709551615, 1, 2])"),
+      WithModalities(
+          R"("vitals": [3.4028235e38, -3.4028235e38, 3.4028236e38])"),
+      WithModalities(R"("vitals": [0.1000000000000000055511151231257827, )"
+                     R"(2.2250738585072011e-308, 1E+2])"),
+      WithModalities(R"("vitals": [1.5e, 2, 3])"),
+      WithModalities(R"("vitals": [.5, 2, 3])"),
+      WithModalities(R"("vitals": [+1, 2, 3])"),
+      WithModalities(R"("vitals": [-, 2, 3])"),
+      WithModalities(R"("vitals": [1,2,3] , "notes" : "x" )"),
+      R"({"id": "p\u0031", "modalities": {"notes": "a\"b\\c\n"}})",
+      R"({"i\u0064": "p1", "modalities": {}})",
+      "{\"id\": \"caf\xc3\xa9\", \"modalities\": {\"notes\": \"\xe2\x82\xac "
+      "5\"}}",
+      "{\"id\": \"bad\xc3\", \"modalities\": {}}",
+      "{\"id\": \"tab\there\", \"modalities\": {}}",
+      R"({"id": "x", "extra": {"a": [1, -2.5e3, true, false, null, "s"]},)"
+      R"( "modalities": {}, "label": null})",
+      R"({"id": "x", "extra": 1e999, "modalities": {}})",
+      R"({"id": "x", "extra": 123456789012345678901234, "modalities": {}})",
+      R"({"id": "x", "extra": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[)"
+      R"([[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]])"
+      R"(]]]]]]]]]]]]]]]]]]]]]]]]]]], "modalities": {}})",
+      R"({"id": "x", "extra": tru, "modalities": {}})",
+      R"({"id": "x", "modalities": {}, "label": "l", "label": "m"})",
+      R"({"id": "x", "modalities": {"notes": null, "scan": "QUI"}})",
+      R"({"id": "x", "modalities": {"scan": "QUI=="}})",
+      R"({"id": "x", "modalities": {}}   )",
+      R"(  {"modalities": {}, "id": "x"})",
+      R"({"id": "x", "modalities": {}})"
+      "\r",
+      R"({"id": "x", "modalities": {},})",
+      R"({"id": "x", "modalities": {"vitals": [1, 2, 3,]}})",
+      R"({"id": "x" "modalities": {}})",
+      R"({"id": "x", "modalities": {"vitals": [1 2 3]}})",
+      R"({"id": "x", "modalities": {"vitals": [1, 2, 3]}, "id": "y"})",
+      R"({"id": "x", "modalities": {"vitals": [1, 2, 3]}})"
+      "\x01",
+      std::string(R"({"id": "x", "modalities": {"notes": "a)") + '\0' +
+          R"(b"}})",
+      GoodLine("last"),
+  };
+  ExpectModesAgree(lines);
+}
+
+// Every line that differs from a good one by a byte deleted, doubled or
+// replaced with a JSON-significant character parses the same in both modes:
+// the fast path never takes a line simdjson would read differently.
+TEST(RecordParserModesTest, MutatedLinesGiveTheSameBatchInBothModes) {
+  const std::string base =
+      R"({"id": "p-7", "extra": [1, {"k": null}], "modalities": )"
+      R"({"vitals": [72.5, -1e-3, 118], "notes": "pt ok", "scan": "QUI="}, )"
+      R"("label": "stable"})";
+  const std::string specials = "{}[]\",:\\ -+.eE0119nulltrue\x80\xff";
+  std::vector<std::string> lines;
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    lines.push_back(base.substr(0, i) + base.substr(i + 1));
+    lines.push_back(base.substr(0, i + 1) + base.substr(i));
+    for (const char c : specials) {
+      std::string replaced = base;
+      replaced[i] = c;
+      lines.push_back(replaced);
+    }
+  }
+  ExpectModesAgree(lines);
+}
+
+// Random numbers of every shape (digits before and after the point, up to
+// 25 significant digits, exponents up to +-340, signs, exact halfway cases
+// of float32 and float64 among them by chance) read to the same float32 in
+// both modes, bit for bit.
+TEST(RecordParserModesTest, RandomNumbersReadTheSameInBothModes) {
+  std::mt19937_64 rng(20261127);
+  auto digits = [&](std::size_t n) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i)
+      out += static_cast<char>('0' + rng() % 10);
+    return out;
+  };
+  auto number = [&]() {
+    std::string text = rng() % 4 == 0 ? "-" : "";
+    std::string whole = digits(1 + rng() % 12);
+    while (whole.size() > 1 && whole[0] == '0') whole.erase(0, 1);
+    text += whole;
+    if (rng() % 3 != 0) text += "." + digits(1 + rng() % 13);
+    if (rng() % 3 == 0) {
+      text += rng() % 2 == 0 ? "e" : "E";
+      if (rng() % 2 == 0) text += rng() % 2 == 0 ? "-" : "+";
+      text += std::to_string(rng() % (rng() % 4 == 0 ? 340 : 30));
+    }
+    return text;
+  };
+  std::vector<std::string> lines;
+  for (int i = 0; i < 20000; ++i) {
+    lines.push_back(WithModalities("\"vitals\": [" + number() + ", " +
+                                   number() + ", " + number() + "]"));
+  }
+  lines.push_back(WithModalities(
+      R"("vitals": [9007199254740993.0, 9007199254740992e-22, 1e22])"));
+  lines.push_back(WithModalities(
+      R"("vitals": [1e23, 1234567890123456789.5, 0.1234567890123456789])"));
+  lines.push_back(WithModalities(
+      R"("vitals": [-0.0e5, 0e999999, 123456789012345678e-30])"));
+  lines.push_back(
+      WithModalities(R"("vitals": [16.0, 0.50, 1.000000000000000000000001])"));
+  lines.push_back(WithModalities(
+      R"("vitals": [0.000000000000000000001, 7.00000000000000000000, 1.0e-3])"));
+  ExpectModesAgree(lines);
 }
 
 TEST(RecordParserTest, ParserIsReusableAcrossLinesOfGrowingSize) {
