@@ -387,22 +387,30 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     if (failure.empty() && modality.calibrator) {
       modality.calibrator->Apply(jobs_[k]->out.data(), jobs_[k]->batch.rows);
     }
-    std::size_t i = 0;
-    for (std::size_t r = 0; r < rows; ++r) {
-      if (!column.present[r]) continue;
-      if (!failure.empty()) {
-        result.failed[k * rows + r] = 1;
+    // Hoisted into locals: the uint8_t stores below may alias anything, and
+    // would make the compiler reload every vector's data pointer per row.
+    const std::uint8_t* present = column.present.data();
+    if (!failure.empty()) {
+      std::uint8_t* failed = result.failed.data() + k * rows;
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (!present[r]) continue;
+        failed[r] = 1;
         if (m.on_error == OnError::kFail &&
             result.status[r] != RowStatus::kError) {
           result.status[r] = RowStatus::kError;
           result.errors[r] = failure;
         }
-      } else {
-        result.used[k * rows + r] = 1;
-        std::copy_n(jobs_[k]->out.data() + i * C, C,
-                    result.modality_probabilities.data() + (k * rows + r) * C);
       }
-      ++i;
+    } else {
+      std::uint8_t* used = result.used.data() + k * rows;
+      const double* from = jobs_[k]->out.data();
+      double* to = result.modality_probabilities.data() + k * rows * C;
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (!present[r]) continue;
+        used[r] = 1;
+        for (std::size_t c = 0; c < C; ++c) to[r * C + c] = from[c];
+        from += C;
+      }
     }
     result.failures[k] = std::move(failure);
   }
@@ -455,10 +463,11 @@ void Engine::Fuse(bool explain, BatchResult& result) {
   // Rows with too few usable modalities abstain; the rest go to the combiner
   // together.
   combine_rows_.clear();
+  const std::uint8_t* used = result.used.data();
   for (std::size_t r = 0; r < rows; ++r) {
     if (result.status[r] != RowStatus::kOk) continue;
     int usable = 0;
-    for (std::size_t k = 0; k < K; ++k) usable += result.used[k * rows + r];
+    for (std::size_t k = 0; k < K; ++k) usable += used[k * rows + r];
     if (usable >= config.policy.min_modalities) {
       combine_rows_.push_back(r);
     } else if (config.policy.on_insufficient == OnInsufficient::kAbstain) {
@@ -474,49 +483,78 @@ void Engine::Fuse(bool explain, BatchResult& result) {
   // A pipeline loaded for fitting has no combiner: its models' outputs are all
   // there is.
   if (n == 0 || !pipeline_.has_combiner()) return;
-  combine_probabilities_.assign(K * n * C, 0.0);
-  combine_present_.assign(K * n, 0);
-  for (std::size_t k = 0; k < K; ++k) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t r = combine_rows_[i];
-      combine_present_[k * n + i] = result.used[k * rows + r];
-      std::copy_n(result.modality_probabilities.data() + (k * rows + r) * C, C,
-                  combine_probabilities_.data() + (k * n + i) * C);
+  // The combined rows, as runs of consecutive rows: (first combined index,
+  // first row, length). Most rows are combined, so the runs are long, and
+  // each is copied to and from the combiner's blocks in one go.
+  combine_runs_.clear();
+  for (std::size_t i = 0; i < n;) {
+    std::size_t length = 1;
+    while (i + length < n &&
+           combine_rows_[i + length] == combine_rows_[i] + length) {
+      ++length;
+    }
+    combine_runs_.push_back({i, combine_rows_[i], length});
+    i += length;
+  }
+  // When every row is combined, the combiner reads and writes the result's
+  // own blocks, which then have its layout.
+  const bool in_place = n == rows;
+  if (!in_place) {
+    combine_probabilities_.resize(K * n * C);
+    combine_present_.resize(K * n);
+    combine_output_.resize(n * C);
+    combine_explanation_.resize(explain ? n * K : 0);
+    for (std::size_t k = 0; k < K; ++k) {
+      for (const RowSpan& run : combine_runs_) {
+        std::copy_n(result.used.data() + k * rows + run.row, run.length,
+                    combine_present_.data() + k * n + run.index);
+        std::copy_n(
+            result.modality_probabilities.data() + (k * rows + run.row) * C,
+            run.length * C,
+            combine_probabilities_.data() + (k * n + run.index) * C);
+      }
     }
   }
-  combine_output_.assign(n * C, 0.0);
-  combine_explanation_.assign(explain ? n * K : 0, 0.0);
-  LfCombineInput input{
-      sizeof(LfCombineInput), K, n, C, combine_probabilities_.data(),
-      combine_present_.data()};
-  LfCombineOutput output{sizeof(LfCombineOutput), combine_output_.data(),
-                         explain ? combine_explanation_.data() : nullptr};
+  double* fused =
+      in_place ? result.probabilities.data() : combine_output_.data();
+  double* explanation = !explain   ? nullptr
+                        : in_place ? result.explanation.data()
+                                   : combine_explanation_.data();
+  LfCombineInput input{sizeof(LfCombineInput),
+                       K,
+                       n,
+                       C,
+                       in_place ? result.modality_probabilities.data()
+                                : combine_probabilities_.data(),
+                       in_place ? result.used.data() : combine_present_.data()};
+  LfCombineOutput output{sizeof(LfCombineOutput), fused, explanation};
   absl::Status status = pipeline_.combiner().Combine(input, output);
   std::size_t bad_row = 0;
   if (status.ok()) {
     // A fused regression row's variance is NaN when the combiner has none.
     std::string bad =
-        regression ? CheckRegression(combine_output_.data(), n,
-                                     Variance::kEither, &bad_row)
-                   : CheckDistributions(combine_output_.data(), n, C, &bad_row);
+        regression ? CheckRegression(fused, n, Variance::kEither, &bad_row)
+                   : CheckDistributions(fused, n, C, &bad_row);
     if (!bad.empty()) {
       status = absl::InternalError(fmt::format("{}: {} (row {} of the batch)",
                                                pipeline_.combiner().context(),
                                                bad, combine_rows_[bad_row]));
     }
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t r = combine_rows_[i];
-    if (!status.ok()) {
+  if (!status.ok()) {
+    for (std::size_t r : combine_rows_) {
       result.status[r] = RowStatus::kError;
       result.errors[r] = std::string(status.message());
-      continue;
     }
-    std::copy_n(combine_output_.data() + i * C, C,
-                result.probabilities.data() + r * C);
+    return;
+  }
+  if (in_place) return;
+  for (const RowSpan& run : combine_runs_) {
+    std::copy_n(combine_output_.data() + run.index * C, run.length * C,
+                result.probabilities.data() + run.row * C);
     if (explain) {
-      std::copy_n(combine_explanation_.data() + i * K, K,
-                  result.explanation.data() + r * K);
+      std::copy_n(combine_explanation_.data() + run.index * K, run.length * K,
+                  result.explanation.data() + run.row * K);
     }
   }
 }

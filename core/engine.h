@@ -140,6 +140,12 @@ class Engine {
   std::vector<std::vector<double>> uncalibrated_;
   // The combiner's input and output, reused between batches.
   std::vector<std::size_t> combine_rows_;
+  struct RowSpan {
+    std::size_t index;   // of its first row among the combined rows
+    std::size_t row;     // its first row in the batch
+    std::size_t length;  // consecutive rows
+  };
+  std::vector<RowSpan> combine_runs_;
   std::vector<double> combine_probabilities_;
   std::vector<std::uint8_t> combine_present_;
   std::vector<double> combine_output_;
