@@ -3,7 +3,8 @@
 tiled JSONL records.
 
   bench/make_workloads.py OUT_DIR PLUGIN_DIR [--rows 1000000,10000]
-                          [--missing 0.3] [--seed 9] [--mfeat DIR]
+                          [--mfeat-rows 100000,10000] [--missing 0.3]
+                          [--seed 9] [--mfeat DIR]
 
 Workloads (one directory each under OUT_DIR):
   breast_cancer  scikit-learn's breast cancer set as 3 views of 10 features
@@ -171,20 +172,23 @@ def main():
     parser.add_argument("out_dir")
     parser.add_argument("plugin_dir", help="the build's plugins directory")
     parser.add_argument("--rows", default="1000000,10000")
+    parser.add_argument("--mfeat-rows", default="100000,10000")
     parser.add_argument("--missing", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--mfeat", default=os.path.join(
         os.path.dirname(os.path.dirname(HERE)), "shared", "data", "mfeat"))
     args = parser.parse_args()
     row_counts = [int(r) for r in args.rows.split(",")]
-    workloads = [("breast_cancer", breast_cancer), ("digits", digits)]
+    workloads = [("breast_cancer", breast_cancer, row_counts),
+                 ("digits", digits, row_counts)]
     if os.path.isdir(args.mfeat):
-        workloads.append(("mfeat", lambda: mfeat(args.mfeat)))
+        workloads.append(("mfeat", lambda: mfeat(args.mfeat),
+                          [int(r) for r in args.mfeat_rows.split(",")]))
     else:
         print("make_workloads: no %s, skipping mfeat" % args.mfeat)
-    for name, load in workloads:
+    for name, load, rows in workloads:
         views, labels = load()
-        make(args.out_dir, name, views, labels, args.plugin_dir, row_counts,
+        make(args.out_dir, name, views, labels, args.plugin_dir, rows,
              args.missing, args.seed)
 
 
