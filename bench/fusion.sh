@@ -80,11 +80,12 @@ print("%-14s %-22s %14s %10s" % ("workload", "one thread, CPU time", "rows/s", "
 for w in workloads:
     hand = by["BM_HandFused/" + w]["items_per_second"]
     print("%-14s %-22s %14.0f %10s" % (w, "hand-fused loop", hand, "1.00x"))
-    for name, b in by.items():
-        if name.startswith("BM_Engine/%s/" % w):
-            print("%-14s %-22s %14.0f %9.2fx" % (
-                w, "engine, batch " + name.split("/")[2], b["items_per_second"],
-                b["items_per_second"] / hand))
+    engine = [(int(n.split("/")[2]), b) for n, b in by.items()
+              if n.startswith("BM_Engine/%s/" % w)]
+    for batch, b in sorted(engine, key=lambda e: e[0]):
+        print("%-14s %-22s %14.0f %9.2fx" % (
+            w, "engine, batch %d" % batch, b["items_per_second"],
+            b["items_per_second"] / hand))
     one = by["BM_EngineOneRow/" + w]
     print("%-14s %-22s %11.2f us (median of calls; max |engine - hand| %.2g)" % (
         w, "engine, one row", one["median_ns"] / 1000, one["max_abs_diff"]))
@@ -95,7 +96,7 @@ fi
 measure() {
   local report="$1"
   shift
-  /usr/bin/time -v -o "$report" "$@" >/dev/null
+  /usr/bin/time -v -o "$report" "$@" >/dev/null 2>>"$work/stderr.log"
   "$py" - "$report" <<'PY'
 import sys
 text = open(sys.argv[1]).read()

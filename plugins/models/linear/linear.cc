@@ -113,38 +113,54 @@ class LinearModel {
   }
 
  private:
-  // Rows are taken kBlock at a time, so that each coefficient is loaded once
-  // per block and the block's rows are multiplied by it in SIMD lanes, as a
-  // BLAS kernel does. Each decision value is still summed over the features
-  // in order, one product at a time, so the results are those of the plain
-  // per-row loop, bit for bit.
+  // Rows are taken kBlock = 8 at a time, in four pairs of SIMD lanes (GCC and
+  // Clang vector types: SSE2 on x86-64, NEON on ARM), so that each
+  // coefficient is loaded once per block and multiplies 8 rows, and the
+  // accumulators stay in registers, as a BLAS kernel does. Each lane does
+  // what the plain per-row loop does, (x - mean) / scale, then the products
+  // summed feature by feature from 0, with no fused multiply-add, so the
+  // results are those of that loop, bit for bit.
+  using Lanes = double __attribute__((vector_size(2 * sizeof(double))));
   static constexpr std::size_t kBlock = 8;
+
+  static Lanes Broadcast(double v) { return Lanes{v, v}; }
 
   // The decision values of the n <= kBlock rows at x: z[i * outputs + c] for
   // row i and coefficient row c.
   void DecisionBlock(const float* x, std::size_t n, std::size_t outputs,
                      double* z) {
+    if (n < kBlock) {
+      // A last, short block: padded with zero rows whose results are unused.
+      std::fill(std::copy_n(x, n * width_, tail_.begin()), tail_.end(), 0.0f);
+      x = tail_.data();
+    }
     // The block scaled, transposed: scaled_[j * kBlock + i] is feature j of
-    // row i; rows past n are 0 and their results unused.
-    double* scaled = scaled_.data();
+    // row i.
+    Lanes* scaled = scaled_.data();
     for (std::size_t j = 0; j < width_; ++j) {
-      double* column = scaled + j * kBlock;
-      for (std::size_t i = 0; i < kBlock; ++i) {
-        column[i] = i < n
-                        ? (static_cast<double>(x[i * width_ + j]) - mean_[j]) /
-                              scale_[j]
-                        : 0.0;
+      const Lanes mean = Broadcast(mean_[j]);
+      const Lanes scale = Broadcast(scale_[j]);
+      for (std::size_t q = 0; q < kBlock / 2; ++q) {
+        const Lanes v{static_cast<double>(x[2 * q * width_ + j]),
+                      static_cast<double>(x[(2 * q + 1) * width_ + j])};
+        scaled[j * (kBlock / 2) + q] = (v - mean) / scale;
       }
     }
     for (std::size_t c = 0; c < outputs; ++c) {
       const double* w = coef_.data() + c * width_;
-      double sum[kBlock] = {};
+      Lanes s0{}, s1{}, s2{}, s3{};
       for (std::size_t j = 0; j < width_; ++j) {
-        const double* column = scaled + j * kBlock;
-        for (std::size_t i = 0; i < kBlock; ++i) sum[i] += column[i] * w[j];
+        const Lanes wj = Broadcast(w[j]);
+        const Lanes* column = scaled + j * (kBlock / 2);
+        s0 += column[0] * wj;
+        s1 += column[1] * wj;
+        s2 += column[2] * wj;
+        s3 += column[3] * wj;
       }
+      const double sums[kBlock] = {s0[0], s0[1], s1[0], s1[1],
+                                   s2[0], s2[1], s3[0], s3[1]};
       for (std::size_t i = 0; i < n; ++i) {
-        z[i * outputs + c] = sum[i] + intercept_[c];
+        z[i * outputs + c] = sums[i] + intercept_[c];
       }
     }
   }
@@ -236,7 +252,8 @@ class LinearModel {
         return InvalidArgument("scaler.scale: zero scale");
       }
     }
-    scaled_.assign(width_ * kBlock, 0.0);
+    scaled_.assign(width_ * kBlock / 2, Lanes{});
+    tail_.assign(width_ * kBlock, 0.0f);
     decisions_.assign(kBlock * rows, 0.0);
     return Status();
   }
@@ -263,8 +280,9 @@ class LinearModel {
   std::vector<double> coef_;  // [outputs, width_], row-major
   // Scratch for Infer, kept between calls (one thread at a time calls an
   // instance) so that a call allocates nothing.
-  std::vector<double> scaled_;
-  std::vector<double> decisions_;
+  std::vector<Lanes> scaled_;      // [width_, kBlock / 2]
+  std::vector<float> tail_;        // [kBlock, width_]: a short block, padded
+  std::vector<double> decisions_;  // [kBlock, outputs]
   std::vector<double> intercept_;
   std::vector<double> mean_;
   std::vector<double> scale_;
