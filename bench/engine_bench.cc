@@ -13,7 +13,12 @@
 //   BM_HandFused/<workload>: a loop written for this pipeline alone: the same
 //     model files read into plain arrays, the same float64 arithmetic as the
 //     `linear` plugin and the `mean` combiner, over the same parsed rows as
-//     one block; no plugins, no records, no checks. The practical limit.
+//     one block; no plugins, no records, no checks. The practical limit, as
+//     one would write it: row by row.
+//   BM_HandFusedBlocked/<workload>: the same loop with the `linear` plugin's
+//     own 8-row kernel (plugins/models/internal/linear_kernel.h) for each
+//     view's present rows, then the average row by row: what the engine's
+//     models and combiner compute, without the engine.
 //   BM_EngineOneRow/<workload>: Engine::Run on a batch of one row with every
 //     view present; the median_ns counter is the median of the calls' own
 //     timings.
@@ -39,6 +44,7 @@
 #include "core/pipeline_config.h"
 #include "core/records.h"
 #include "plugins/combiners/internal/fuse_rows.h"
+#include "plugins/models/internal/linear_kernel.h"
 #include "plugins/models/internal/logistic.h"
 
 namespace latefuse {
@@ -68,6 +74,9 @@ struct HandModel {
   std::size_t width = 0;
   std::size_t outputs = 0;  // coefficient rows: 1 (binary) or the classes
   std::vector<double> mean, scale, coef, intercept;  // coef: [outputs, width]
+  models_internal::LinearKernel kernel;  // the same, for the blocked loop
+  std::vector<double> z;                 // the blocked loop's [kBlock, outputs]
+  std::vector<double> probabilities;     // the blocked loop's [present rows, C]
 };
 
 HandModel ReadHandModel(const fs::path& path) {
@@ -81,6 +90,9 @@ HandModel ReadHandModel(const fs::path& path) {
   m.intercept = json["intercept"].get<std::vector<double>>();
   m.mean = json["scaler"]["mean"].get<std::vector<double>>();
   m.scale = json["scaler"]["scale"].get<std::vector<double>>();
+  m.kernel =
+      models_internal::LinearKernel(m.coef, m.intercept, m.mean, m.scale);
+  m.z.resize(models_internal::LinearKernel::kBlock * m.outputs);
   return m;
 }
 
@@ -114,6 +126,45 @@ void HandFuse(const std::vector<HandModel>& models, std::size_t classes,
         z[c] = sum + m.intercept[c];
       }
       models_internal::LogisticProbabilities(z, m.outputs, p);
+      for (std::size_t c = 0; c < classes; ++c) fused[c] += p[c];
+      ++used;
+    }
+    ok[r] = used > 0;
+    if (used > 0) combiners_internal::NormaliseOrUniform(fused, classes);
+  }
+}
+
+// HandFuse with the `linear` plugin's kernel: each view's present rows first,
+// 8 at a time, then the average of each row's present views (the same
+// additions, in the same order).
+void HandFuseBlocked(std::vector<HandModel>& models, std::size_t classes,
+                     const InputBatch& batch, std::vector<double>& out,
+                     std::vector<std::uint8_t>& ok) {
+  constexpr std::size_t kBlock = models_internal::LinearKernel::kBlock;
+  const std::size_t views = models.size();
+  for (std::size_t k = 0; k < views; ++k) {
+    HandModel& m = models[k];
+    const std::vector<float>& dense = batch.columns[k].dense;
+    const std::size_t present = dense.size() / m.width;
+    m.probabilities.resize(present * classes);
+    for (std::size_t begin = 0; begin < present; begin += kBlock) {
+      const std::size_t n = std::min(kBlock, present - begin);
+      m.kernel.Decisions(dense.data() + begin * m.width, n, m.z.data());
+      for (std::size_t i = 0; i < n; ++i) {
+        models_internal::LogisticProbabilities(
+            m.z.data() + i * m.outputs, m.outputs,
+            m.probabilities.data() + (begin + i) * classes);
+      }
+    }
+  }
+  std::size_t next[16] = {};  // each view's next present row
+  for (std::size_t r = 0; r < batch.rows; ++r) {
+    double* fused = out.data() + r * classes;
+    std::fill(fused, fused + classes, 0.0);
+    std::size_t used = 0;
+    for (std::size_t k = 0; k < views; ++k) {
+      if (!batch.columns[k].present[r]) continue;
+      const double* p = models[k].probabilities.data() + next[k]++ * classes;
       for (std::size_t c = 0; c < classes; ++c) fused[c] += p[c];
       ++used;
     }
@@ -261,6 +312,23 @@ void BM_HandFused(benchmark::State& state, const std::string& name) {
                           static_cast<int64_t>(w.rows.rows));
 }
 
+void BM_HandFusedBlocked(benchmark::State& state, const std::string& name) {
+  Workload& w = Load(name);
+  if (!w.error.empty()) return state.SkipWithError(w.error.c_str());
+  std::vector<double> out(w.hand.size());
+  std::vector<std::uint8_t> ok(w.hand_ok.size());
+  HandFuseBlocked(w.models, w.classes, w.rows, out, ok);
+  if (ok != w.hand_ok || out != w.hand) {
+    return state.SkipWithError("the blocked loop differs from the plain one");
+  }
+  for (auto _ : state) {
+    HandFuseBlocked(w.models, w.classes, w.rows, out, ok);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) *
+                          static_cast<int64_t>(w.rows.rows));
+}
+
 void BM_EngineOneRow(benchmark::State& state, const std::string& name) {
   Workload& w = Load(name);
   if (!w.error.empty()) return state.SkipWithError(w.error.c_str());
@@ -300,6 +368,9 @@ const bool registered = [] {
     if (name == "mfeat" && !fs::exists(WorkloadRoot() / name)) continue;
     benchmark::RegisterBenchmark(("BM_HandFused/" + name).c_str(), BM_HandFused,
                                  name)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("BM_HandFusedBlocked/" + name).c_str(),
+                                 BM_HandFusedBlocked, name)
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("BM_Engine/" + name).c_str(), BM_Engine, name)
         ->Arg(64)

@@ -15,8 +15,9 @@
 #    (FORCE=1 regenerates).
 # 2. STAGES has "engine": engine_bench (Google Benchmark, one thread, data in
 #    memory, 7 repetitions interleaved at random, medians of CPU time): the
-#    hand-fused loop's rows/s, the engine's for each batch size, their ratio,
-#    and one row's median latency through Engine::Run.
+#    hand-fused loop's rows/s (plain, and with the `linear` plugin's blocked
+#    kernel), the engine's for each batch size, the ratios, and one row's
+#    median latency through Engine::Run.
 # 3. STAGES has "run": for each workload and each row count, `latefuse run`
 #    and bench/sklearn_fuse.py (scikit-learn soft voting) on the same JSONL,
 #    each under /usr/bin/time -v: rows/s from the process's wall-clock time
@@ -76,18 +77,23 @@ runs = [b for b in json.load(open(sys.argv[1]))["benchmarks"]
         if b.get("aggregate_name") == "median"]
 by = {b["run_name"]: b for b in runs}
 workloads = sorted({n.split("/")[1] for n in by}, key=["breast_cancer", "digits", "mfeat"].index)
-print("%-14s %-22s %14s %10s" % ("workload", "one thread, CPU time", "rows/s", "vs hand"))
+print("%-14s %-26s %14s %10s %14s" % ("workload", "one thread, CPU time", "rows/s",
+                                      "vs hand", "vs blocked hand"))
 for w in workloads:
     hand = by["BM_HandFused/" + w]["items_per_second"]
-    print("%-14s %-22s %14.0f %10s" % (w, "hand-fused loop", hand, "1.00x"))
+    blocked = by["BM_HandFusedBlocked/" + w]["items_per_second"]
+    print("%-14s %-26s %14.0f %10s %14.2fx" % (w, "hand-fused loop", hand, "1.00x",
+                                               hand / blocked))
+    print("%-14s %-26s %14.0f %9.2fx %14s" % (w, "hand loop, plugin's kernel",
+                                              blocked, blocked / hand, "1.00x"))
     engine = [(int(n.split("/")[2]), b) for n, b in by.items()
               if n.startswith("BM_Engine/%s/" % w)]
     for batch, b in sorted(engine, key=lambda e: e[0]):
-        print("%-14s %-22s %14.0f %9.2fx" % (
+        print("%-14s %-26s %14.0f %9.2fx %13.2fx" % (
             w, "engine, batch %d" % batch, b["items_per_second"],
-            b["items_per_second"] / hand))
+            b["items_per_second"] / hand, b["items_per_second"] / blocked))
     one = by["BM_EngineOneRow/" + w]
-    print("%-14s %-22s %11.2f us (median of calls; max |engine - hand| %.2g)" % (
+    print("%-14s %-26s %11.2f us (median of calls; max |engine - hand| %.2g)" % (
         w, "engine, one row", one["median_ns"] / 1000, one["max_abs_diff"]))
 PY
 fi

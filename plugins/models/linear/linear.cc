@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "internal/linear_kernel.h"
 #include "internal/logistic.h"
 
 namespace latefuse::linear {
@@ -94,11 +95,14 @@ class LinearModel {
       return InvalidArgument("expected dense rows of width " +
                              std::to_string(width_));
     }
-    const std::size_t outputs = coef_.size() / width_;
+    using models_internal::LinearKernel;
+    const std::size_t outputs = kernel_.outputs();
     double* zs = decisions_.data();
-    for (std::size_t begin = 0; begin < batch.rows(); begin += kBlock) {
-      const std::size_t n = std::min(kBlock, batch.rows() - begin);
-      DecisionBlock(batch.Row(begin), n, outputs, zs);
+    for (std::size_t begin = 0; begin < batch.rows();
+         begin += LinearKernel::kBlock) {
+      const std::size_t n =
+          std::min(LinearKernel::kBlock, batch.rows() - begin);
+      kernel_.Decisions(batch.Row(begin), n, zs);
       for (std::size_t i = 0; i < n; ++i) {
         double* p = out.Row(begin + i);
         if (regression_) {
@@ -113,62 +117,12 @@ class LinearModel {
   }
 
  private:
-  // Rows are taken kBlock = 8 at a time, in four pairs of SIMD lanes (GCC and
-  // Clang vector types: SSE2 on x86-64, NEON on ARM), so that each
-  // coefficient is loaded once per block and multiplies 8 rows, and the
-  // accumulators stay in registers, as a BLAS kernel does. Each lane does
-  // what the plain per-row loop does, (x - mean) / scale, then the products
-  // summed feature by feature from 0, with no fused multiply-add, so the
-  // results are those of that loop, bit for bit.
-  using Lanes = double __attribute__((vector_size(2 * sizeof(double))));
-  static constexpr std::size_t kBlock = 8;
-
-  static Lanes Broadcast(double v) { return Lanes{v, v}; }
-
-  // The decision values of the n <= kBlock rows at x: z[i * outputs + c] for
-  // row i and coefficient row c.
-  void DecisionBlock(const float* x, std::size_t n, std::size_t outputs,
-                     double* z) {
-    if (n < kBlock) {
-      // A last, short block: padded with zero rows whose results are unused.
-      std::fill(std::copy_n(x, n * width_, tail_.begin()), tail_.end(), 0.0f);
-      x = tail_.data();
-    }
-    // The block scaled, transposed: scaled_[j * kBlock + i] is feature j of
-    // row i.
-    Lanes* scaled = scaled_.data();
-    for (std::size_t j = 0; j < width_; ++j) {
-      const Lanes mean = Broadcast(mean_[j]);
-      const Lanes scale = Broadcast(scale_[j]);
-      for (std::size_t q = 0; q < kBlock / 2; ++q) {
-        const Lanes v{static_cast<double>(x[2 * q * width_ + j]),
-                      static_cast<double>(x[(2 * q + 1) * width_ + j])};
-        scaled[j * (kBlock / 2) + q] = (v - mean) / scale;
-      }
-    }
-    for (std::size_t c = 0; c < outputs; ++c) {
-      const double* w = coef_.data() + c * width_;
-      Lanes s0{}, s1{}, s2{}, s3{};
-      for (std::size_t j = 0; j < width_; ++j) {
-        const Lanes wj = Broadcast(w[j]);
-        const Lanes* column = scaled + j * (kBlock / 2);
-        s0 += column[0] * wj;
-        s1 += column[1] * wj;
-        s2 += column[2] * wj;
-        s3 += column[3] * wj;
-      }
-      const double sums[kBlock] = {s0[0], s0[1], s1[0], s1[1],
-                                   s2[0], s2[1], s3[0], s3[1]};
-      for (std::size_t i = 0; i < n; ++i) {
-        z[i * outputs + c] = sums[i] + intercept_[c];
-      }
-    }
-  }
-
   LinearModel() = default;
 
   Status Read(const nlohmann::json& json) {
     if (!json.is_object()) return InvalidArgument("expected a JSON object");
+    std::vector<double> coefficients;  // [outputs, width_], row-major
+    std::vector<double> intercept, mean, scale;
     if (!json.contains("format") || json["format"] != "latefuse.linear/v1") {
       return InvalidArgument(
           "format: expected \"latefuse.linear/v1\", got " +
@@ -222,39 +176,40 @@ class LinearModel {
                                "]: rows differ in width");
       }
       width_ = row.size();
-      coef_.insert(coef_.end(), row.begin(), row.end());
+      coefficients.insert(coefficients.end(), row.begin(), row.end());
     }
     LATEFUSE_SDK_ASSIGN_OR_RETURN(
-        intercept_,
+        intercept,
         ReadVector(json.value("intercept", nlohmann::json()), "intercept"));
-    if (intercept_.size() != rows) {
+    if (intercept.size() != rows) {
       return InvalidArgument("intercept: expected " + std::to_string(rows) +
                              " value(s)");
     }
-    mean_.assign(width_, 0.0);
-    scale_.assign(width_, 1.0);
+    mean.assign(width_, 0.0);
+    scale.assign(width_, 1.0);
     if (json.contains("scaler") && !json["scaler"].is_null()) {
       const nlohmann::json& scaler = json["scaler"];
       if (!scaler.is_object())
         return InvalidArgument("scaler: expected an object");
       LATEFUSE_SDK_ASSIGN_OR_RETURN(
-          mean_,
+          mean,
           ReadVector(scaler.value("mean", nlohmann::json()), "scaler.mean"));
       LATEFUSE_SDK_ASSIGN_OR_RETURN(
-          scale_,
+          scale,
           ReadVector(scaler.value("scale", nlohmann::json()), "scaler.scale"));
-      if (mean_.size() != width_ || scale_.size() != width_) {
+      if (mean.size() != width_ || scale.size() != width_) {
         return InvalidArgument("scaler: mean and scale need " +
                                std::to_string(width_) +
                                " values, as coef rows");
       }
-      if (std::find(scale_.begin(), scale_.end(), 0.0) != scale_.end()) {
+      if (std::find(scale.begin(), scale.end(), 0.0) != scale.end()) {
         return InvalidArgument("scaler.scale: zero scale");
       }
     }
-    scaled_.assign(width_ * kBlock / 2, Lanes{});
-    tail_.assign(width_ * kBlock, 0.0f);
-    decisions_.assign(kBlock * rows, 0.0);
+    kernel_ = models_internal::LinearKernel(std::move(coefficients),
+                                            std::move(intercept),
+                                            std::move(mean), std::move(scale));
+    decisions_.assign(models_internal::LinearKernel::kBlock * rows, 0.0);
     return Status();
   }
 
@@ -277,15 +232,10 @@ class LinearModel {
   // Regression: reported for every row; NaN when the file gives none.
   double variance_ = std::numeric_limits<double>::quiet_NaN();
   std::vector<std::string> classes_;
-  std::vector<double> coef_;  // [outputs, width_], row-major
-  // Scratch for Infer, kept between calls (one thread at a time calls an
-  // instance) so that a call allocates nothing.
-  std::vector<Lanes> scaled_;      // [width_, kBlock / 2]
-  std::vector<float> tail_;        // [kBlock, width_]: a short block, padded
+  models_internal::LinearKernel kernel_;
+  // Infer's decision values, kept between calls (one thread at a time calls
+  // an instance) so that a call allocates nothing.
   std::vector<double> decisions_;  // [kBlock, outputs]
-  std::vector<double> intercept_;
-  std::vector<double> mean_;
-  std::vector<double> scale_;
   std::size_t width_ = 0;
 };
 
