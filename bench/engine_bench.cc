@@ -24,7 +24,9 @@
 //     timings.
 // Every engine benchmark first checks that its fused probabilities equal the
 // hand loop's within 1e-12 and reports the largest difference (max_abs_diff),
-// so both compute the same thing.
+// so both compute the same thing, and counts the host's heap allocations per
+// Engine::Run once its buffers have grown (allocs_per_run; operator new as
+// this program sees it: the host's, not the plugins' own).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -34,6 +36,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -47,10 +50,36 @@
 #include "plugins/models/internal/linear_kernel.h"
 #include "plugins/models/internal/logistic.h"
 
+// Heap allocations made through this program's operator new.
+std::size_t allocations = 0;
+
+void* operator new(std::size_t size) {
+  ++allocations;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+// GCC takes free() on memory from operator new for a mismatch, not seeing
+// that this operator new is malloc.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
+
 namespace latefuse {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Allocations per engine.Run(batch) over `runs` runs, after one to grow the
+// buffers.
+double AllocationsPerRun(Engine& engine, const InputBatch& batch,
+                         BatchResult& result, std::size_t runs) {
+  engine.Run(batch, result);
+  const std::size_t before = allocations;
+  for (std::size_t i = 0; i < runs; ++i) engine.Run(batch, result);
+  return static_cast<double>(allocations - before) / static_cast<double>(runs);
+}
 
 constexpr std::size_t kNoLimit = static_cast<std::size_t>(-1);
 
@@ -285,6 +314,8 @@ void BM_Engine(benchmark::State& state, const std::string& name) {
     worst = std::max(worst, MaxDiff(w, b * batch_size, result));
   }
   state.counters["max_abs_diff"] = worst;
+  state.counters["allocs_per_run"] =
+      AllocationsPerRun(engine, batches.front(), result, 100);
   if (!(worst <= 1e-12)) {
     return state.SkipWithError(
         "the engine's output differs from the hand loop's");
@@ -346,6 +377,8 @@ void BM_EngineOneRow(benchmark::State& state, const std::string& name) {
   BatchResult result;
   engine.Run(one, result);
   state.counters["max_abs_diff"] = MaxDiff(w, row, result);
+  state.counters["allocs_per_run"] =
+      AllocationsPerRun(engine, one, result, 100);
   std::vector<double> seconds;
   seconds.reserve(1 << 20);
   for (auto _ : state) {

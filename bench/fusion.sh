@@ -95,6 +95,9 @@ for w in workloads:
     one = by["BM_EngineOneRow/" + w]
     print("%-14s %-26s %11.2f us (median of calls; max |engine - hand| %.2g)" % (
         w, "engine, one row", one["median_ns"] / 1000, one["max_abs_diff"]))
+    print("%-14s %-26s %14.0f" % (w, "host allocations per Run",
+                                  max(b["allocs_per_run"] for n, b in by.items()
+                                      if n.startswith("BM_Engine"))))
 PY
 fi
 

@@ -175,8 +175,11 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Create(
 ModelInstance::~ModelInstance() { api_->destroy(instance_); }
 
 absl::Status ModelInstance::Infer(const LfBatch& batch, LfProbabilities& out) {
-  return TakeStatus(api_->infer(instance_, &batch, &out),
-                    absl::StrCat(context_, ": infer failed"));
+  // The context is spelled out only for a failure: this runs for every batch,
+  // and a success allocates nothing.
+  LfStatus* status = api_->infer(instance_, &batch, &out);
+  if (status == nullptr) return absl::OkStatus();
+  return TakeStatus(status, absl::StrCat(context_, ": infer failed"));
 }
 
 absl::StatusOr<std::unique_ptr<CombinerInstance>> CombinerInstance::Create(
@@ -207,8 +210,10 @@ CombinerInstance::~CombinerInstance() { api_->destroy(instance_); }
 
 absl::Status CombinerInstance::Combine(const LfCombineInput& input,
                                        LfCombineOutput& out) {
-  return TakeStatus(api_->combine(instance_, &input, &out),
-                    absl::StrCat(context_, ": combine failed"));
+  // As Infer: no message built for a success.
+  LfStatus* status = api_->combine(instance_, &input, &out);
+  if (status == nullptr) return absl::OkStatus();
+  return TakeStatus(status, absl::StrCat(context_, ": combine failed"));
 }
 
 absl::Status CheckTrainable(const ResolvedPlugin& combiner) {
