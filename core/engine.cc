@@ -19,23 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One model call: the job owns its inputs and outputs, so a call that overruns
-// its timeout can finish later without touching memory the engine has moved on
-// from. A shadow's call shares its model's call's inputs rather than copying
-// them: it holds that job, whose batch it points at.
-struct Job {
-  LfBatch batch{};
-  std::vector<float> dense;
-  std::vector<std::string> items;
-  std::vector<LfBytesView> views;
-  std::shared_ptr<const Job> input;  // a shadow's call: its model's call
-  std::vector<double> out;
-  LfProbabilities probabilities{};
-  absl::Status status;
-  double seconds = 0.0;  // how long Infer took
-  std::promise<void> done;
-};
-
 }  // namespace
 
 std::string CheckDistributions(const double* p, std::size_t rows,
@@ -148,6 +131,70 @@ std::string CheckRegression(const double* v, std::size_t rows, Variance rule,
 
 }  // namespace
 
+// One model call. A call with a timeout owns a copy of its inputs, so that if
+// it overruns it can finish later without touching memory the engine has moved
+// on from; any other call is waited for before Run returns and reads the
+// batch's column data in place. A shadow's call shares its model's call's
+// inputs: it holds that job, whose batch it points at. Inline calls are
+// reused from batch to batch.
+struct Engine::Job {
+  LfBatch batch{};
+  std::vector<float> dense;        // the owned copy of dense inputs
+  std::vector<std::string> items;  // the owned copy of text or bytes inputs
+  std::vector<LfBytesView> views;
+  std::shared_ptr<const Job> input;  // a shadow's call: its model's call
+  std::vector<double> out;
+  LfProbabilities probabilities{};
+  absl::Status status;
+  double seconds = 0.0;  // how long Infer took
+  std::promise<void> done;
+
+  // Points the call at the `present` rows of `column`, copying them when
+  // `own`, with room for C values per row out.
+  void Prepare(const InputColumn& column, const ModalityConfig& m,
+               std::size_t present, std::size_t C, bool own) {
+    input.reset();
+    batch = LfBatch{};
+    batch.struct_size = sizeof(LfBatch);
+    batch.rows = present;
+    if (m.input_kind == InputKind::kDense) {
+      batch.kind = LF_INPUT_DENSE;
+      batch.width = m.input_size;
+      if (own) dense = column.dense;
+      batch.dense = own ? dense.data() : column.dense.data();
+    } else {
+      if (own) items = column.items;
+      const std::vector<std::string>& from = own ? items : column.items;
+      views.clear();
+      for (const std::string& item : from)
+        views.push_back({item.data(), item.size()});
+      batch.kind =
+          m.input_kind == InputKind::kText ? LF_INPUT_TEXT : LF_INPUT_BYTES;
+      batch.items = views.data();
+    }
+    ShapeOutput(present, C);
+  }
+
+  // A shadow's call on its model's call's inputs.
+  void Shadow(std::shared_ptr<const Job> model, std::size_t C) {
+    batch = model->batch;
+    input = std::move(model);
+    ShapeOutput(batch.rows, C);
+  }
+
+  void ShapeOutput(std::size_t rows, std::size_t C) {
+    PrepareModelOutput(rows, C, out, probabilities);
+    status = absl::OkStatus();
+    seconds = 0.0;
+  }
+
+  void Call(ModelInstance& instance) {
+    const Clock::time_point call_start = Clock::now();
+    status = instance.Infer(batch, probabilities);
+    seconds = std::chrono::duration<double>(Clock::now() - call_start).count();
+  }
+};
+
 // Runs one modality's model calls on its own thread, one at a time.
 class Engine::Worker {
  public:
@@ -199,10 +246,7 @@ class Engine::Worker {
       queue_.pop_front();
       busy_ = true;
       lock.unlock();
-      const Clock::time_point call_start = Clock::now();
-      job->status = instance_->Infer(job->batch, job->probabilities);
-      job->seconds =
-          std::chrono::duration<double>(Clock::now() - call_start).count();
+      job->Call(*instance_);
       job->done.set_value();
       job.reset();
       lock.lock();
@@ -229,7 +273,15 @@ Engine::Engine(Pipeline& pipeline, EngineOptions options)
                         : nullptr);
     has_shadow_ = has_shadow_ || modality.shadow != nullptr;
   }
-  uncalibrated_.resize(workers_.size());
+  const std::size_t K = workers_.size();
+  uncalibrated_.resize(K);
+  for (std::size_t k = 0; k < K; ++k) {
+    inline_jobs_.push_back(std::make_shared<Job>());
+  }
+  jobs_.resize(K);
+  done_.resize(K);
+  shadow_jobs_.resize(K);
+  shadow_done_.resize(K);
 }
 
 Engine::~Engine() {
@@ -312,66 +364,63 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
     }
   }
 
-  // Every model with present rows gets one call, and so does its shadow, all
-  // of them running at once.
-  std::vector<std::shared_ptr<Job>> jobs(K);
-  std::vector<std::future<void>> done(K);
-  std::vector<std::shared_ptr<Job>> shadow_jobs(K);
-  std::vector<std::future<void>> shadow_done(K);
+  // Every model with present rows gets one call, and so does its shadow: on
+  // the workers, all at once, and then those run inline, one by one, while
+  // the workers run.
   const Clock::time_point start = Clock::now();
   for (std::size_t k = 0; k < K; ++k) {
+    jobs_[k].reset();
+    shadow_jobs_[k].reset();
+    done_[k] = {};
+    shadow_done_[k] = {};
     const InputColumn& column = batch.columns[k];
     std::size_t present = 0;
     for (std::size_t r = 0; r < rows; ++r) present += column.present[r];
     if (present == 0) continue;
-    auto job = std::make_shared<Job>();
     const ModalityConfig& m = config.modalities[k];
-    job->batch.struct_size = sizeof(LfBatch);
-    job->batch.rows = present;
-    if (m.input_kind == InputKind::kDense) {
-      job->dense = column.dense;
-      job->batch.kind = LF_INPUT_DENSE;
-      job->batch.width = m.input_size;
-      job->batch.dense = job->dense.data();
-    } else {
-      job->items = column.items;
-      for (const std::string& item : job->items)
-        job->views.push_back({item.data(), item.size()});
-      job->batch.kind =
-          m.input_kind == InputKind::kText ? LF_INPUT_TEXT : LF_INPUT_BYTES;
-      job->batch.items = job->views.data();
-    }
-    PrepareModelOutput(present, C, job->out, job->probabilities);
-    done[k] = workers_[k]->Submit(job);
+    const bool on_worker = m.timeout.has_value() || rows > options_.inline_rows;
+    std::shared_ptr<Job> job =
+        on_worker ? std::make_shared<Job>() : inline_jobs_[k];
+    job->Prepare(column, m, present, C, /*own=*/m.timeout.has_value());
+    if (on_worker) done_[k] = workers_[k]->Submit(job);
+    // A shadow always runs on its worker: it must add nothing to the time
+    // the live models take.
     if (shadow_workers_[k]) {
       auto shadow = std::make_shared<Job>();
-      shadow->input = job;
-      shadow->batch = job->batch;
-      PrepareModelOutput(present, C, shadow->out, shadow->probabilities);
-      shadow_done[k] = shadow_workers_[k]->Submit(shadow);
-      shadow_jobs[k] = std::move(shadow);
+      shadow->Shadow(job, C);
+      shadow_done_[k] = shadow_workers_[k]->Submit(shadow);
+      shadow_jobs_[k] = std::move(shadow);
     }
-    jobs[k] = std::move(job);
+    jobs_[k] = std::move(job);
+  }
+  for (std::size_t k = 0; k < K; ++k) {
+    if (jobs_[k] && !done_[k].valid()) {
+      jobs_[k]->Call(*pipeline_.modalities()[k].instance);
+    }
   }
 
-  // Waits for a call until its modality's deadline; returns why it failed, or
-  // "" when its output is good.
+  // Waits for a call on a worker until its modality's deadline (an inline
+  // call has already returned); returns why it failed, or "" when its output
+  // is good.
   auto await = [&](std::size_t k, Worker& worker,
                    const std::shared_ptr<Job>& job,
                    std::future<void>& call_done, const ModelInstance& model) {
     const ModalityConfig& m = config.modalities[k];
     const bool live = &worker == workers_[k].get();
-    // An isolated model keeps its own deadline: it kills its worker process
-    // and says so.
-    if (m.timeout && !model.deadline() &&
-        call_done.wait_until(start + *m.timeout) ==
-            std::future_status::timeout) {
-      worker.Withdraw(job);
-      if (live) result.timed_out[k] = 1;
-      return fmt::format("{}: timed out after {} ms", model.context(),
-                         m.timeout->count());
+    if (call_done.valid()) {
+      // An isolated model keeps its own deadline: it kills its worker process
+      // and says so.
+      if (m.timeout && !model.deadline() &&
+          call_done.wait_until(start + *m.timeout) ==
+              std::future_status::timeout) {
+        call_done = {};
+        worker.Withdraw(job);
+        if (live) result.timed_out[k] = 1;
+        return fmt::format("{}: timed out after {} ms", model.context(),
+                           m.timeout->count());
+      }
+      call_done.get();
     }
-    call_done.wait();
     if (!job->status.ok()) {
       if (live && absl::IsDeadlineExceeded(job->status))
         result.timed_out[k] = 1;
@@ -396,37 +445,45 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
   };
 
   for (std::size_t k = 0; k < K; ++k) {
-    if (!jobs[k]) continue;
+    if (!jobs_[k]) continue;
     const ModalityConfig& m = config.modalities[k];
     const Pipeline::Modality& modality = pipeline_.modalities()[k];
     const InputColumn& column = batch.columns[k];
     std::string failure =
-        await(k, *workers_[k], jobs[k], done[k], *modality.instance);
-    if (!result.timed_out[k]) result.model_seconds[k] = jobs[k]->seconds;
-    if (failure.empty() && shadow_jobs[k]) {
+        await(k, *workers_[k], jobs_[k], done_[k], *modality.instance);
+    if (!result.timed_out[k]) result.model_seconds[k] = jobs_[k]->seconds;
+    if (failure.empty() && shadow_jobs_[k]) {
       uncalibrated_[k].assign(
-          jobs[k]->out.begin(),
-          jobs[k]->out.end() - static_cast<std::ptrdiff_t>(C));
+          jobs_[k]->out.begin(),
+          jobs_[k]->out.end() - static_cast<std::ptrdiff_t>(C));
     }
     if (failure.empty() && modality.calibrator) {
-      modality.calibrator->Apply(jobs[k]->out.data(), jobs[k]->batch.rows);
+      modality.calibrator->Apply(jobs_[k]->out.data(), jobs_[k]->batch.rows);
     }
-    std::size_t i = 0;
-    for (std::size_t r = 0; r < rows; ++r) {
-      if (!column.present[r]) continue;
-      if (!failure.empty()) {
-        result.failed[k * rows + r] = 1;
+    // Hoisted into locals: the uint8_t stores below may alias anything, and
+    // would make the compiler reload every vector's data pointer per row.
+    const std::uint8_t* present = column.present.data();
+    if (!failure.empty()) {
+      std::uint8_t* failed = result.failed.data() + k * rows;
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (!present[r]) continue;
+        failed[r] = 1;
         if (m.on_error == OnError::kFail &&
             result.status[r] != RowStatus::kError) {
           result.status[r] = RowStatus::kError;
           result.errors[r] = failure;
         }
-      } else {
-        result.used[k * rows + r] = 1;
-        std::copy_n(jobs[k]->out.data() + i * C, C,
-                    result.modality_probabilities.data() + (k * rows + r) * C);
       }
-      ++i;
+    } else {
+      std::uint8_t* used = result.used.data() + k * rows;
+      const double* from = jobs_[k]->out.data();
+      double* to = result.modality_probabilities.data() + k * rows * C;
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (!present[r]) continue;
+        used[r] = 1;
+        for (std::size_t c = 0; c < C; ++c) to[r * C + c] = from[c];
+        from += C;
+      }
     }
     result.failures[k] = std::move(failure);
   }
@@ -435,11 +492,11 @@ void Engine::Run(const InputBatch& batch, BatchResult& result) {
 
   // The shadows last: the batch's fused results are already settled.
   for (std::size_t k = 0; k < K; ++k) {
-    if (!shadow_jobs[k]) continue;
+    if (!shadow_jobs_[k]) continue;
     const InputColumn& column = batch.columns[k];
-    const Job& shadow = *shadow_jobs[k];
+    const Job& shadow = *shadow_jobs_[k];
     std::string failure =
-        await(k, *shadow_workers_[k], shadow_jobs[k], shadow_done[k],
+        await(k, *shadow_workers_[k], shadow_jobs_[k], shadow_done_[k],
               *pipeline_.modalities()[k].shadow);
     std::size_t i = 0;
     for (std::size_t r = 0; r < rows; ++r) {
@@ -479,10 +536,11 @@ void Engine::Fuse(bool explain, BatchResult& result) {
   // Rows with too few usable modalities abstain; the rest go to the combiner
   // together.
   combine_rows_.clear();
+  const std::uint8_t* used = result.used.data();
   for (std::size_t r = 0; r < rows; ++r) {
     if (result.status[r] != RowStatus::kOk) continue;
     int usable = 0;
-    for (std::size_t k = 0; k < K; ++k) usable += result.used[k * rows + r];
+    for (std::size_t k = 0; k < K; ++k) usable += used[k * rows + r];
     if (usable >= config.policy.min_modalities) {
       combine_rows_.push_back(r);
     } else if (config.policy.on_insufficient == OnInsufficient::kAbstain) {
@@ -498,49 +556,78 @@ void Engine::Fuse(bool explain, BatchResult& result) {
   // A pipeline loaded for fitting has no combiner: its models' outputs are all
   // there is.
   if (n == 0 || !pipeline_.has_combiner()) return;
-  combine_probabilities_.assign(K * n * C, 0.0);
-  combine_present_.assign(K * n, 0);
-  for (std::size_t k = 0; k < K; ++k) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t r = combine_rows_[i];
-      combine_present_[k * n + i] = result.used[k * rows + r];
-      std::copy_n(result.modality_probabilities.data() + (k * rows + r) * C, C,
-                  combine_probabilities_.data() + (k * n + i) * C);
+  // The combined rows, as runs of consecutive rows: (first combined index,
+  // first row, length). Most rows are combined, so the runs are long, and
+  // each is copied to and from the combiner's blocks in one go.
+  combine_runs_.clear();
+  for (std::size_t i = 0; i < n;) {
+    std::size_t length = 1;
+    while (i + length < n &&
+           combine_rows_[i + length] == combine_rows_[i] + length) {
+      ++length;
+    }
+    combine_runs_.push_back({i, combine_rows_[i], length});
+    i += length;
+  }
+  // When every row is combined, the combiner reads and writes the result's
+  // own blocks, which then have its layout.
+  const bool in_place = n == rows;
+  if (!in_place) {
+    combine_probabilities_.resize(K * n * C);
+    combine_present_.resize(K * n);
+    combine_output_.resize(n * C);
+    combine_explanation_.resize(explain ? n * K : 0);
+    for (std::size_t k = 0; k < K; ++k) {
+      for (const RowSpan& run : combine_runs_) {
+        std::copy_n(result.used.data() + k * rows + run.row, run.length,
+                    combine_present_.data() + k * n + run.index);
+        std::copy_n(
+            result.modality_probabilities.data() + (k * rows + run.row) * C,
+            run.length * C,
+            combine_probabilities_.data() + (k * n + run.index) * C);
+      }
     }
   }
-  combine_output_.assign(n * C, 0.0);
-  combine_explanation_.assign(explain ? n * K : 0, 0.0);
-  LfCombineInput input{
-      sizeof(LfCombineInput), K, n, C, combine_probabilities_.data(),
-      combine_present_.data()};
-  LfCombineOutput output{sizeof(LfCombineOutput), combine_output_.data(),
-                         explain ? combine_explanation_.data() : nullptr};
+  double* fused =
+      in_place ? result.probabilities.data() : combine_output_.data();
+  double* explanation = !explain   ? nullptr
+                        : in_place ? result.explanation.data()
+                                   : combine_explanation_.data();
+  LfCombineInput input{sizeof(LfCombineInput),
+                       K,
+                       n,
+                       C,
+                       in_place ? result.modality_probabilities.data()
+                                : combine_probabilities_.data(),
+                       in_place ? result.used.data() : combine_present_.data()};
+  LfCombineOutput output{sizeof(LfCombineOutput), fused, explanation};
   absl::Status status = pipeline_.combiner().Combine(input, output);
   std::size_t bad_row = 0;
   if (status.ok()) {
     // A fused regression row's variance is NaN when the combiner has none.
     std::string bad =
-        regression ? CheckRegression(combine_output_.data(), n,
-                                     Variance::kEither, &bad_row)
-                   : CheckDistributions(combine_output_.data(), n, C, &bad_row);
+        regression ? CheckRegression(fused, n, Variance::kEither, &bad_row)
+                   : CheckDistributions(fused, n, C, &bad_row);
     if (!bad.empty()) {
       status = absl::InternalError(fmt::format("{}: {} (row {} of the batch)",
                                                pipeline_.combiner().context(),
                                                bad, combine_rows_[bad_row]));
     }
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t r = combine_rows_[i];
-    if (!status.ok()) {
+  if (!status.ok()) {
+    for (std::size_t r : combine_rows_) {
       result.status[r] = RowStatus::kError;
       result.errors[r] = std::string(status.message());
-      continue;
     }
-    std::copy_n(combine_output_.data() + i * C, C,
-                result.probabilities.data() + r * C);
+    return;
+  }
+  if (in_place) return;
+  for (const RowSpan& run : combine_runs_) {
+    std::copy_n(combine_output_.data() + run.index * C, run.length * C,
+                result.probabilities.data() + run.row * C);
     if (explain) {
-      std::copy_n(combine_explanation_.data() + i * K, K,
-                  result.explanation.data() + r * K);
+      std::copy_n(combine_explanation_.data() + run.index * K, run.length * K,
+                  result.explanation.data() + run.row * K);
     }
   }
 }

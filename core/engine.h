@@ -6,18 +6,22 @@
 //   engine.Run(batch, result);
 //
 // Each model sees one call per batch holding only the rows where its modality
-// is present; the models of a batch run in parallel, each on its own worker
-// thread. A model that fails or overruns its timeout makes its modality missing
-// for those rows (on_error: missing) or fails them (on_error: fail). Rows with
-// fewer usable modalities than min_modalities abstain (or fail, per
-// on_insufficient). The combiner then gets one call for the rest: a [K, rows,
-// C] probability block with a [K, rows] presence mask. In a regression
-// pipeline C is 2, (prediction, variance), and the checks on the models'
-// outputs are those of a prediction and its variance (see plugin.h).
+// is present, reading the batch's own column data (no copy) unless the call
+// has a timeout and so may outlive Run. The models of a batch run in parallel,
+// each on its own worker thread, except those the options run inline: on the
+// calling thread, one after the other, when the modality has no timeout_ms and
+// the batch is small (EngineOptions::inline_rows). A model that fails or
+// overruns its timeout makes its modality missing for those rows (on_error:
+// missing) or fails them (on_error: fail). Rows with fewer usable modalities
+// than min_modalities abstain (or fail, per on_insufficient). The combiner then
+// gets one call for the rest: a [K, rows, C] probability block with a [K, rows]
+// presence mask. In a regression pipeline C is 2, (prediction, variance), and
+// the checks on the models' outputs are those of a prediction and its variance
+// (see plugin.h).
 //
-// A modality's shadow model gets the same rows in a call of its own, on its
-// own worker thread, under the modality's timeout. It is waited for only once
-// the batch is fused, and whatever it does (answer, fail, overrun, return
+// A modality's shadow model gets the same rows in a call of its own, always on
+// its own worker thread, under the modality's timeout. It is waited for only
+// once the batch is fused, and whatever it does (answer, fail, overrun, return
 // NaN) touches nothing but the shadow_* fields of the result: the fused
 // output, the models' outputs and the rows' statuses are those of the same
 // pipeline without the shadow, bit for bit.
@@ -25,6 +29,7 @@
 #define LATEFUSE_CORE_ENGINE_H_
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +41,18 @@ namespace latefuse {
 
 struct EngineOptions {
   bool explain = false;  // ask the combiner for its per-row modality weights
+  // Batches of at most this many rows run the models of modalities without a
+  // timeout_ms on the calling thread, one after the other: with little work per
+  // call, handing it to a worker thread and waking up again costs more than the
+  // call (tens of microseconds on a busy machine, against about one for a row
+  // of a linear model). Larger batches run every model on its own worker
+  // thread, in parallel. A model with a timeout_ms always runs on its worker,
+  // so that the engine can stop waiting at the deadline and the timeout means
+  // what it says, and so does every shadow model, which must not slow the live
+  // ones. 0: every model on its worker; SIZE_MAX: everything without a timeout
+  // on the calling thread (one thread, for a caller that runs several engines
+  // or batches at once).
+  std::size_t inline_rows = 64;
 };
 
 enum class RowStatus : std::uint8_t { kOk, kAbstain, kError };
@@ -97,6 +114,7 @@ class Engine {
 
  private:
   class Worker;
+  struct Job;
 
   // Fuses the rows still ok whose usable modalities meet the policy, or marks
   // them abstain or error.
@@ -104,6 +122,15 @@ class Engine {
 
   Pipeline& pipeline_;
   EngineOptions options_;
+  // [K]: the calls run inline, reused from batch to batch so that a batch
+  // allocates nothing once the buffers have grown.
+  std::vector<std::shared_ptr<Job>> inline_jobs_;
+  // [K]: this batch's calls (null where a modality has no present row) and,
+  // for those on a worker, the futures they signal.
+  std::vector<std::shared_ptr<Job>> jobs_;
+  std::vector<std::future<void>> done_;
+  std::vector<std::shared_ptr<Job>> shadow_jobs_;
+  std::vector<std::future<void>> shadow_done_;
   std::vector<std::unique_ptr<Worker>> workers_;  // one per modality
   // One per modality, null where the modality has no shadow.
   std::vector<std::unique_ptr<Worker>> shadow_workers_;
@@ -113,6 +140,12 @@ class Engine {
   std::vector<std::vector<double>> uncalibrated_;
   // The combiner's input and output, reused between batches.
   std::vector<std::size_t> combine_rows_;
+  struct RowSpan {
+    std::size_t index;   // of its first row among the combined rows
+    std::size_t row;     // its first row in the batch
+    std::size_t length;  // consecutive rows
+  };
+  std::vector<RowSpan> combine_runs_;
   std::vector<double> combine_probabilities_;
   std::vector<std::uint8_t> combine_present_;
   std::vector<double> combine_output_;

@@ -124,8 +124,11 @@ class PluginModel final : public ModelInstance {
   ~PluginModel() override { api_->destroy(instance_); }
 
   absl::Status Infer(const LfBatch& batch, LfProbabilities& out) override {
-    return TakeStatus(api_->infer(instance_, &batch, &out),
-                      absl::StrCat(context(), ": infer failed"));
+    // The context is spelled out only for a failure: this runs for every
+    // batch, and a success allocates nothing.
+    LfStatus* status = api_->infer(instance_, &batch, &out);
+    if (status == nullptr) return absl::OkStatus();
+    return TakeStatus(status, absl::StrCat(context(), ": infer failed"));
   }
 
   using ModelInstance::set_reports_variance;
@@ -225,8 +228,10 @@ CombinerInstance::~CombinerInstance() { api_->destroy(instance_); }
 
 absl::Status CombinerInstance::Combine(const LfCombineInput& input,
                                        LfCombineOutput& out) {
-  return TakeStatus(api_->combine(instance_, &input, &out),
-                    absl::StrCat(context_, ": combine failed"));
+  // As Infer: no message built for a success.
+  LfStatus* status = api_->combine(instance_, &input, &out);
+  if (status == nullptr) return absl::OkStatus();
+  return TakeStatus(status, absl::StrCat(context_, ": combine failed"));
 }
 
 absl::Status CheckTrainable(const ResolvedPlugin& combiner) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,6 +81,10 @@ class EngineTest : public ::testing::Test {
                         RunOptions options = {}) {
     return testing::RunLines(*pipeline_, lines, options);
   }
+
+  // Runs one row through two models that each sleep 200 ms, with
+  // `inline_rows`; checks the record and returns how long the run took.
+  std::chrono::milliseconds RunTwoSleepingModels(std::size_t inline_rows);
 
   testing::TempDir dir_;
   std::unique_ptr<Pipeline> pipeline_;
@@ -236,6 +241,9 @@ TEST_F(EngineTest, ModelReturningNaNIsTreatedAsFailure) {
   EXPECT_THAT(failure, HasSubstr("nan"));
 }
 
+// A batch of one row is small enough for the engine to run models inline
+// (EngineOptions::inline_rows), but a model with a timeout still runs on its
+// worker, and the engine stops waiting for it at the deadline.
 TEST_F(EngineTest, ModelTimeoutMakesModalityMissing) {
   ASSERT_NO_FATAL_FAILURE(
       Load({{.name = "a", .params = "{sleep_ms: 300}", .timeout_ms = 50},
@@ -465,22 +473,74 @@ TEST_F(EngineTest, OneModelCallPerBatch) {
   }
 }
 
-TEST_F(EngineTest, ModelsOfABatchRunInParallel) {
-  ASSERT_NO_FATAL_FAILURE(Load({{.name = "a", .params = "{sleep_ms: 200}"},
-                                {.name = "b", .params = "{sleep_ms: 200}"}}));
+std::chrono::milliseconds EngineTest::RunTwoSleepingModels(
+    std::size_t inline_rows) {
+  Load({{.name = "a", .params = "{sleep_ms: 200}"},
+        {.name = "b", .params = "{sleep_ms: 200}"}});
+  if (pipeline_ == nullptr) return {};
+  RunOptions options;
+  options.engine.inline_rows = inline_rows;
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<json> out = Run({
-      R"({"id": "r1", "modalities": {"a": [1.0], "b": [0.5]}})",
-  });
+  const std::vector<json> out =
+      Run({R"({"id": "r1", "modalities": {"a": [1.0], "b": [0.5]}})"}, options);
   const auto elapsed = std::chrono::steady_clock::now() - start;
-  ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0]["status"], "ok") << out[0];
-  EXPECT_EQ(out[0]["used"], json::array({"a", "b"}));
-  ExpectProbabilities(out[0], Mean(Binary(1.0), Binary(0.5)));
-  // One after the other would take at least 400 ms.
+  EXPECT_EQ(out.size(), 1u);
+  if (out.size() == 1) {
+    EXPECT_EQ(out[0]["status"], "ok") << out[0];
+    EXPECT_EQ(out[0]["used"], json::array({"a", "b"}));
+    ExpectProbabilities(out[0], Mean(Binary(1.0), Binary(0.5)));
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(elapsed);
+}
+
+TEST_F(EngineTest, ModelsOfABatchRunInParallel) {
+  // 0: not even a small batch runs inline. One after the other would take at
+  // least 400 ms.
+  const std::chrono::milliseconds elapsed = RunTwoSleepingModels(0);
   EXPECT_LT(elapsed, std::chrono::milliseconds(350))
-      << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
-      << " ms";
+      << elapsed.count() << " ms";
+}
+
+// A batch of at most inline_rows rows runs its models without a timeout on the
+// calling thread, one after the other.
+TEST_F(EngineTest, ModelsOfASmallBatchRunInlineOneAfterTheOther) {
+  const std::chrono::milliseconds elapsed = RunTwoSleepingModels(1);
+  EXPECT_GE(elapsed, std::chrono::milliseconds(400))
+      << elapsed.count() << " ms";
+}
+
+// Inline or on workers, the same calls give the same records, failures and
+// abstentions included.
+TEST_F(EngineTest, InlineAndParallelRunsGiveTheSameRecords) {
+  ASSERT_NO_FATAL_FAILURE(
+      Load({{.name = "a"},
+            {.name = "b", .params = "{fail: negative}"},
+            {.name = "c", .params = "{fail: negative}", .on_error = "fail"}},
+           {.min_modalities = 2}));
+  std::vector<std::string> lines;
+  for (int i = 0; i < 40; ++i) {
+    const double x = i / 40.0;
+    json modalities = json::object();
+    if (i % 2 == 0) modalities["a"] = {x};
+    // b fails the batch of rows 0-7; c fails the batches of rows 0-15
+    if (i % 3 != 0) modalities["b"] = {x - 0.1};
+    if (i % 5 == 0) modalities["c"] = {x - 0.3};
+    lines.push_back(
+        json{{"id", std::to_string(i)}, {"modalities", modalities}}.dump());
+  }
+  RunOptions parallel;
+  parallel.batch_size = 8;
+  parallel.output.per_modality = true;
+  parallel.engine.inline_rows = 0;
+  RunOptions one_thread = parallel;
+  one_thread.engine.inline_rows = static_cast<std::size_t>(-1);
+  const std::vector<json> expected = Run(lines, parallel);
+  const std::vector<json> actual = Run(lines, one_thread);
+  ASSERT_EQ(actual.size(), lines.size());
+  EXPECT_EQ(actual, expected);
+  std::set<std::string> statuses;
+  for (const json& record : actual) statuses.insert(record["status"]);
+  EXPECT_EQ(statuses, (std::set<std::string>{"ok", "abstain", "error"}));
 }
 
 }  // namespace

@@ -58,6 +58,10 @@ inline std::size_t FirstArgmax(const double* values, std::size_t n) {
                                   values);
 }
 
+// Why a combiner refuses a row with no modality present (the host never sends
+// one).
+inline constexpr char kNoModalityPresent[] = "a row with no modality present";
+
 // Fills `present` with row r's present modalities, in pipeline order; an
 // error when there are none (the host never sends such a row).
 inline sdk::Status PresentModalities(const sdk::CombineInput& in, std::size_t r,
@@ -67,7 +71,7 @@ inline sdk::Status PresentModalities(const sdk::CombineInput& in, std::size_t r,
     if (in.Present(k, r)) present.push_back(k);
   }
   if (present.empty()) {
-    return sdk::FailedPrecondition("a row with no modality present");
+    return sdk::FailedPrecondition(kNoModalityPresent);
   }
   return sdk::Status();
 }

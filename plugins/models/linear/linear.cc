@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "internal/linear_kernel.h"
 #include "internal/logistic.h"
 
 namespace latefuse::linear {
@@ -94,25 +95,22 @@ class LinearModel {
       return InvalidArgument("expected dense rows of width " +
                              std::to_string(width_));
     }
-    const std::size_t outputs = coef_.size();
-    std::vector<double> scaled(width_);
-    std::vector<double> z(outputs);
-    for (std::size_t r = 0; r < batch.rows(); ++r) {
-      const float* x = batch.Row(r);
-      for (std::size_t j = 0; j < width_; ++j) {
-        scaled[j] = (static_cast<double>(x[j]) - mean_[j]) / scale_[j];
-      }
-      for (std::size_t c = 0; c < outputs; ++c) {
-        double sum = 0.0;
-        for (std::size_t j = 0; j < width_; ++j) sum += scaled[j] * coef_[c][j];
-        z[c] = sum + intercept_[c];
-      }
-      double* p = out.Row(r);
-      if (regression_) {
-        p[0] = z[0];
-        p[1] = variance_;
-      } else {
-        models_internal::LogisticProbabilities(z.data(), outputs, p);
+    using models_internal::LinearKernel;
+    const std::size_t outputs = kernel_.outputs();
+    double* zs = decisions_.data();
+    for (std::size_t begin = 0; begin < batch.rows();
+         begin += LinearKernel::kBlock) {
+      const std::size_t n =
+          std::min(LinearKernel::kBlock, batch.rows() - begin);
+      kernel_.Decisions(batch.Row(begin), n, zs);
+      for (std::size_t i = 0; i < n; ++i) {
+        double* p = out.Row(begin + i);
+        if (regression_) {
+          p[0] = zs[i * outputs];
+          p[1] = variance_;
+        } else {
+          models_internal::LogisticProbabilities(zs + i * outputs, outputs, p);
+        }
       }
     }
     return Status();
@@ -123,6 +121,8 @@ class LinearModel {
 
   Status Read(const nlohmann::json& json) {
     if (!json.is_object()) return InvalidArgument("expected a JSON object");
+    std::vector<double> coefficients;  // [outputs, width_], row-major
+    std::vector<double> intercept, mean, scale;
     if (!json.contains("format") || json["format"] != "latefuse.linear/v1") {
       return InvalidArgument(
           "format: expected \"latefuse.linear/v1\", got " +
@@ -171,41 +171,45 @@ class LinearModel {
       LATEFUSE_SDK_ASSIGN_OR_RETURN(
           std::vector<double> row,
           ReadVector(coef[c], "coef[" + std::to_string(c) + "]"));
-      if (row.empty() || (c > 0 && row.size() != coef_[0].size())) {
+      if (row.empty() || (c > 0 && row.size() != width_)) {
         return InvalidArgument("coef[" + std::to_string(c) +
                                "]: rows differ in width");
       }
-      coef_.push_back(std::move(row));
+      width_ = row.size();
+      coefficients.insert(coefficients.end(), row.begin(), row.end());
     }
-    width_ = coef_[0].size();
     LATEFUSE_SDK_ASSIGN_OR_RETURN(
-        intercept_,
+        intercept,
         ReadVector(json.value("intercept", nlohmann::json()), "intercept"));
-    if (intercept_.size() != rows) {
+    if (intercept.size() != rows) {
       return InvalidArgument("intercept: expected " + std::to_string(rows) +
                              " value(s)");
     }
-    mean_.assign(width_, 0.0);
-    scale_.assign(width_, 1.0);
+    mean.assign(width_, 0.0);
+    scale.assign(width_, 1.0);
     if (json.contains("scaler") && !json["scaler"].is_null()) {
       const nlohmann::json& scaler = json["scaler"];
       if (!scaler.is_object())
         return InvalidArgument("scaler: expected an object");
       LATEFUSE_SDK_ASSIGN_OR_RETURN(
-          mean_,
+          mean,
           ReadVector(scaler.value("mean", nlohmann::json()), "scaler.mean"));
       LATEFUSE_SDK_ASSIGN_OR_RETURN(
-          scale_,
+          scale,
           ReadVector(scaler.value("scale", nlohmann::json()), "scaler.scale"));
-      if (mean_.size() != width_ || scale_.size() != width_) {
+      if (mean.size() != width_ || scale.size() != width_) {
         return InvalidArgument("scaler: mean and scale need " +
                                std::to_string(width_) +
                                " values, as coef rows");
       }
-      if (std::find(scale_.begin(), scale_.end(), 0.0) != scale_.end()) {
+      if (std::find(scale.begin(), scale.end(), 0.0) != scale.end()) {
         return InvalidArgument("scaler.scale: zero scale");
       }
     }
+    kernel_ = models_internal::LinearKernel(std::move(coefficients),
+                                            std::move(intercept),
+                                            std::move(mean), std::move(scale));
+    decisions_.assign(models_internal::LinearKernel::kBlock * rows, 0.0);
     return Status();
   }
 
@@ -228,10 +232,10 @@ class LinearModel {
   // Regression: reported for every row; NaN when the file gives none.
   double variance_ = std::numeric_limits<double>::quiet_NaN();
   std::vector<std::string> classes_;
-  std::vector<std::vector<double>> coef_;
-  std::vector<double> intercept_;
-  std::vector<double> mean_;
-  std::vector<double> scale_;
+  models_internal::LinearKernel kernel_;
+  // Infer's decision values, kept between calls (one thread at a time calls
+  // an instance) so that a call allocates nothing.
+  std::vector<double> decisions_;  // [kBlock, outputs]
   std::size_t width_ = 0;
 };
 
