@@ -758,8 +758,9 @@ TEST(PipelineConfigErrorTest, SecondYamlDocumentIsRejected) {
             "everything from the second '---' on");
 }
 
-// yaml-cpp 0.7's LoadAll never returns on these (found by fuzz/pipeline_fuzzer):
-// a token no document can start with, after a document or alone.
+// yaml-cpp 0.7's LoadAll never returns on these (found by
+// fuzz/pipeline_fuzzer): a token no document can start with, after a document
+// or alone.
 TEST(PipelineConfigErrorTest, StrayFlowEntryIsASyntaxErrorNotAHang) {
   EXPECT_EQ(Errors(",p"),
             "pipeline.yaml:1:1: unexpected ','; no YAML value can start with "
