@@ -26,7 +26,7 @@ for target in "${targets[@]}"; do
     rm -rf "$scratch" "$scratch.log"
     exit 1
   fi
-  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec)' \
+  grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec)' \
     "$scratch.log" >&2 || true
   rm -rf "$scratch" "$scratch.log"
 done
