@@ -1,5 +1,6 @@
 #include "core/pipeline_config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -202,10 +203,10 @@ struct Pos {
   int column = 1;  // 1-based
 };
 
-Pos PosOf(const YAML::Node& node) {
-  const YAML::Mark mark = node.Mark();
+Pos PosOf(const YAML::Mark& mark) {
   return {std::max(mark.line, 0) + 1, std::max(mark.column, 0) + 1};
 }
+Pos PosOf(const YAML::Node& node) { return PosOf(node.Mark()); }
 
 // Where to point for a mapping value. yaml-cpp marks an empty value (`size:`
 // at the end of a line) at the next token, possibly lines below; the key is
@@ -249,6 +250,90 @@ std::string JoinPath(absl::string_view path, absl::string_view key) {
 }
 std::string IndexPath(absl::string_view path, size_t index) {
   return absl::StrCat(path, "[", index, "]");
+}
+
+// ---------------------------------------------------------------------------
+// The YAML stream: its first document, and whether another follows.
+
+// Where a document of a stream starts and where its root node is, from
+// yaml-cpp's parse events.
+class DocumentMarks : public YAML::EventHandler {
+ public:
+  std::size_t start = 0;  // byte offset of the document's first token
+  YAML::Mark root;        // of its root node
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    start = mark.pos;
+    has_root_ = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&,
+                       YAML::anchor_t, YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Node(const YAML::Mark& mark) {
+    if (!has_root_) root = mark;
+    has_root_ = true;
+  }
+  bool has_root_ = false;
+};
+
+struct Documents {
+  std::optional<YAML::Node> first;  // absent: the stream has no document
+  std::optional<Pos> second;        // where a second document's root is
+};
+
+// Reads the stream's first document and looks for a second one. Throws
+// YAML::Exception on a syntax error.
+//
+// Not YAML::LoadAll: in yaml-cpp 0.7 it never returns when a token that no
+// document can start with follows a document (",", "- a\n,"; upstream issue
+// 1040, fixed after 0.8): the parser then reports an empty document without
+// consuming the token, and LoadAll asks for the next one forever. Here the
+// documents are counted one at a time, three at most, and one that starts
+// where the one before it did is a syntax error at that token.
+Documents ReadDocuments(std::string_view yaml_text) {
+  const std::string text(yaml_text);
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  std::vector<DocumentMarks> marks;
+  for (int i = 0; i < 3; ++i) {
+    DocumentMarks document;
+    if (!parser.HandleNextDocument(document)) break;
+    if (!marks.empty() && document.start == marks.back().start) {
+      const unsigned char c = static_cast<unsigned char>(
+          document.start < text.size() ? text[document.start] : ' ');
+      throw YAML::ParserException(
+          document.root,
+          c > ' ' && c < 0x7f
+              ? absl::StrCat("unexpected '",
+                             std::string(1, static_cast<char>(c)),
+                             "'; no YAML value can start with it here")
+              : "unexpected character; no YAML value can start with it here");
+    }
+    marks.push_back(document);
+  }
+  Documents documents;
+  if (marks.empty()) return documents;
+  documents.first = YAML::Load(text);
+  if (marks.size() > 1) {
+    documents.second = PosOf(marks[1].root);
+  }
+  return documents;
 }
 
 // ---------------------------------------------------------------------------
@@ -1060,9 +1145,9 @@ absl::StatusOr<PipelineConfig> ParsePipeline(std::string_view yaml_text,
   config.file = AbsolutePath(file);
   config.base_dir = config.file.parent_path();
 
-  std::vector<YAML::Node> documents;
+  Documents documents;
   try {
-    documents = YAML::LoadAll(std::string(yaml_text));
+    documents = ReadDocuments(yaml_text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(label, ":", std::max(e.mark.line, 0) + 1, ":",
@@ -1070,14 +1155,14 @@ absl::StatusOr<PipelineConfig> ParsePipeline(std::string_view yaml_text,
   }
 
   Reader reader(label, config.base_dir);
-  if (documents.empty()) {
+  if (!documents.first) {
     reader.Error({1, 1}, "",
                  "the file is empty; expected a mapping starting with "
                  "'apiVersion: latefuse/v1'");
     return reader.Finish();
   }
   try {
-    reader.ReadPipeline(documents[0], config);
+    reader.ReadPipeline(*documents.first, config);
   } catch (const YAML::Exception& e) {
     // Not expected: the reader only inspects nodes. Kept so that a yaml-cpp
     // surprise becomes a status rather than an escaping exception.
@@ -1085,8 +1170,8 @@ absl::StatusOr<PipelineConfig> ParsePipeline(std::string_view yaml_text,
         label,
         ": unexpected YAML error while reading the pipeline: ", e.what()));
   }
-  if (documents.size() > 1) {
-    reader.Error(PosOf(documents[1]), "",
+  if (documents.second) {
+    reader.Error(*documents.second, "",
                  "expected a single YAML document; remove everything from "
                  "the second '---' on");
   }

@@ -1,5 +1,7 @@
 #include "core/plugin_instance.h"
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -10,12 +12,16 @@
 namespace latefuse {
 namespace {
 
-// The C view of what a plugin is created from; owns the pointer arrays it hands
-// out.
+// The C view of what a plugin is created from; owns the pointer arrays and the
+// strings it hands out, but for the params, which the caller keeps alive.
+// (The instance name is a copy: callers pass literals, and a pointer into the
+// temporary string made for the parameter would dangle once the constructor
+// returned; ASan found it.)
 class CreateContext {
  public:
   CreateContext(const PipelineConfig& pipeline, const std::string& params_json,
-                const std::string& instance_name, bool with_modalities) {
+                std::string instance_name, bool with_modalities)
+      : instance_name_(std::move(instance_name)) {
     base_dir_ = pipeline.base_dir.string();
     for (const std::string& label : pipeline.classes)
       classes_.push_back(label.c_str());
@@ -28,7 +34,7 @@ class CreateContext {
         params_json.c_str(),
         params_json.size(),
         base_dir_.c_str(),
-        instance_name.c_str(),
+        instance_name_.c_str(),
         classes_.size(),
         classes_.empty() ? nullptr : classes_.data(),
         modalities_.size(),
@@ -40,6 +46,7 @@ class CreateContext {
 
  private:
   std::string base_dir_;
+  std::string instance_name_;
   std::vector<const char*> classes_;
   std::vector<const char*> modalities_;
   LfCreateContext context_;

@@ -948,4 +948,13 @@ void RecordParser::Append(std::string_view line, std::size_t line_number,
   batch.errors[row] = absl::StrCat("line ", line_number, ": ", error);
 }
 
+std::string_view NextLine(std::string_view text, std::size_t& at) {
+  std::size_t end = text.find('\n', at);
+  if (end == std::string_view::npos) end = text.size();
+  std::string_view line = text.substr(at, end - at);
+  at = end + 1;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
 }  // namespace latefuse

@@ -127,6 +127,11 @@ class RecordParser {
   std::unique_ptr<State> state_;
 };
 
+// The line of `text` that starts at `at`, without its '\n' and a '\r' before
+// it; moves `at` past it. Call while at < text.size(): a text that ends with
+// '\n' has no empty last line.
+std::string_view NextLine(std::string_view text, std::size_t& at);
+
 }  // namespace latefuse
 
 #endif  // LATEFUSE_CORE_RECORDS_H_

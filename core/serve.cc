@@ -355,12 +355,7 @@ class Server {
     std::size_t line_number = 0;
     std::size_t at = 0;
     while (at < body.size()) {
-      std::size_t end = body.find('\n', at);
-      if (end == std::string_view::npos) end = body.size();
-      std::string_view line = body.substr(at, end - at);
-      at = end + 1;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      parser.Append(line, ++line_number, batch);
+      parser.Append(NextLine(body, at), ++line_number, batch);
       if (batch.rows < kRecordsBatch && at < body.size()) continue;
       if (!RunEngine(*served, batch, result, res)) return;
       for (std::size_t r = 0; r < batch.rows; ++r)

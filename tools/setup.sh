@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   # toolchain
   g++ cmake ninja-build pkg-config git clang-format
+  # tools/sanitize.sh and tools/fuzz.sh: clang with its sanitizer and libFuzzer runtimes,
+  # llvm-symbolizer for file:line in their reports
+  clang libclang-rt-14-dev llvm
   # libraries the host, SDK and plugins build against
   libboost-dev libyaml-cpp-dev libfmt-dev libabsl-dev nlohmann-json3-dev
   libsimdjson-dev libcli11-dev libssl-dev

@@ -116,8 +116,12 @@ function(latefuse_add_plugin name)
     BUILD_WITH_INSTALL_RPATH ON)
   target_link_options(${name} PRIVATE
     "LINKER:--version-script=${map}"
-    "LINKER:--no-undefined"
     "LINKER:--exclude-libs,ALL")
+  # A sanitized plugin calls into the sanitizer runtime, which the host program carries
+  # (a shared library never links it): its symbols are undefined until the plugin loads.
+  if(NOT CMAKE_CXX_FLAGS MATCHES "-fsanitize=")
+    target_link_options(${name} PRIVATE "LINKER:--no-undefined")
+  endif()
   # The host refuses plugins that others can write to, whatever the umask; the manifest
   # step repeats this for the folders the build itself creates.
   file(MAKE_DIRECTORY "${artefact}")

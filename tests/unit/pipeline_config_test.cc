@@ -795,6 +795,25 @@ TEST(PipelineConfigErrorTest, SecondYamlDocumentIsRejected) {
             "everything from the second '---' on");
 }
 
+// yaml-cpp 0.7's LoadAll never returns on these (found by
+// fuzz/pipeline_fuzzer): a token no document can start with, after a document
+// or alone.
+TEST(PipelineConfigErrorTest, StrayFlowEntryIsASyntaxErrorNotAHang) {
+  EXPECT_EQ(Errors(",p"),
+            "pipeline.yaml:1:1: unexpected ','; no YAML value can start with "
+            "it here");
+  EXPECT_EQ(Errors("- a\n,\n"),
+            "pipeline.yaml:2:1: unexpected ','; no YAML value can start with "
+            "it here");
+  EXPECT_EQ(Errors(",\xa1\x01\x17p"),  // the fuzzer's input
+            "pipeline.yaml:1:1: unexpected ','; no YAML value can start with "
+            "it here");
+  // After a second document the stream is not read further.
+  EXPECT_EQ(Errors(Minimal() + "---\n,\n"),
+            "pipeline.yaml:11:1: expected a single YAML document; remove "
+            "everything from the second '---' on");
+}
+
 // ---------------------------------------------------------------------------
 // params -> JSON
 

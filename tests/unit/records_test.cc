@@ -641,5 +641,22 @@ TEST(RecordParserTest, ParserIsReusableAcrossLinesOfGrowingSize) {
   EXPECT_EQ(batch.columns[0].dense[2999], 2997.0f);
 }
 
+// How `latefuse serve`'s records route cuts a body into lines.
+TEST(NextLineTest, SplitsOnNewlinesDroppingCarriageReturns) {
+  const std::string_view text = "a\r\n\nb\r\r\nc";
+  std::vector<std::string_view> lines;
+  std::size_t at = 0;
+  while (at < text.size()) lines.push_back(NextLine(text, at));
+  EXPECT_THAT(lines, ElementsAre("a", "", "b\r", "c"));
+}
+
+TEST(NextLineTest, FinalNewlineEndsTheLastLine) {
+  const std::string_view text = "x\ny\n";
+  std::vector<std::string_view> lines;
+  std::size_t at = 0;
+  while (at < text.size()) lines.push_back(NextLine(text, at));
+  EXPECT_THAT(lines, ElementsAre("x", "y"));
+}
+
 }  // namespace
 }  // namespace latefuse

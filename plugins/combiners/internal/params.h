@@ -42,7 +42,9 @@ inline sdk::Status RejectUnknownKeys(const nlohmann::json& object,
                                      const std::string& prefix,
                                      std::initializer_list<const char*> allowed,
                                      const char* what = "parameter") {
-  for (const auto& [key, value] : object.items()) {
+  for (const auto& item : object.items()) {
+    // Not a structured binding: clang before 16 cannot capture one in a lambda.
+    const std::string& key = item.key();
     if (std::find_if(allowed.begin(), allowed.end(), [&](const char* name) {
           return key == name;
         }) != allowed.end()) {
