@@ -51,7 +51,10 @@ void AppendJsonString(std::string_view s, std::string& out) {
 void AppendShortestDouble(double value, std::string& out) {
   // The longest: "-2.2250738585072014e-308" (24) or "-0.00012345678901234567"
   // (23).
-  char text[32];
+  // Room past the longest text and digits for the fixed-size copies below:
+  // copies of a variable length are calls to memmove, of a constant length a
+  // few moves, and this runs for every probability written.
+  char text[64];
   char* end = text;
   if (!std::isfinite(value)) {
     end = fmt::format_to(text, FMT_COMPILE("{}"), value);
@@ -65,8 +68,8 @@ void AppendShortestDouble(double value, std::string& out) {
   const fmt::detail::dragonbox::decimal_fp<double> decimal =
       fmt::detail::dragonbox::to_decimal(value);
   // The significand's digits (at most 17), two at a time from the right.
-  char digit_buffer[20];
-  char* const digits_end = digit_buffer + sizeof(digit_buffer);
+  char digit_buffer[48] = {};
+  char* const digits_end = digit_buffer + 20;
   char* digits = digits_end;
   std::uint64_t rest = decimal.significand;
   while (rest >= 100) {
@@ -83,8 +86,8 @@ void AppendShortestDouble(double value, std::string& out) {
   const int count = static_cast<int>(digits_end - digits);
   const int exponent = decimal.exponent;  // value = digits * 10^exponent
   const int scientific_exponent = exponent + count - 1;
-  auto put = [&](const char* from, int n) {
-    std::memcpy(end, from, static_cast<std::size_t>(n));
+  auto put = [&](const char* from, int n) {  // n <= 17
+    std::memcpy(end, from, 17);
     end += n;
   };
   if (scientific_exponent < -4 || scientific_exponent >= 16) {
@@ -105,7 +108,7 @@ void AppendShortestDouble(double value, std::string& out) {
     put(fmt::detail::digits2(static_cast<std::size_t>(e)), 2);
   } else if (exponent >= 0) {  // 1234e2 -> 123400
     put(digits, count);
-    std::memset(end, '0', static_cast<std::size_t>(exponent));
+    std::memset(end, '0', 16);  // exponent < 16 here
     end += exponent;
   } else if (const int point = exponent + count; point > 0) {  // 12.34
     put(digits, point);
@@ -114,7 +117,7 @@ void AppendShortestDouble(double value, std::string& out) {
   } else {  // 0.001234
     *end++ = '0';
     *end++ = '.';
-    std::memset(end, '0', static_cast<std::size_t>(-point));
+    std::memset(end, '0', 4);  // -point <= 3 here
     end += -point;
     put(digits, count);
   }
