@@ -132,8 +132,9 @@ void AppendEchoRecords(const PipelineConfig& config, const InputBatch& batch,
   EchoResult(config, batch, result);
   OutputOptions options;
   options.per_modality = true;
+  const RecordWriter writer(config, options);
   for (std::size_t r = 0; r < batch.rows; ++r)
-    AppendRecord(config, batch, result, r, options, out);
+    writer.Append(batch, result, r, out);
 }
 
 void AppendEchoResponse(const PipelineConfig& config, const OipRequest& request,
