@@ -86,6 +86,7 @@ void AppendShortestDouble(double value, std::string& out) {
   const int count = static_cast<int>(digits_end - digits);
   const int exponent = decimal.exponent;  // value = digits * 10^exponent
   const int scientific_exponent = exponent + count - 1;
+  // `from` is in digit_buffer, whose 17 bytes from any digit are readable.
   auto put = [&](const char* from, int n) {  // n <= 17
     std::memcpy(end, from, 17);
     end += n;
@@ -105,7 +106,9 @@ void AppendShortestDouble(double value, std::string& out) {
       *end++ = static_cast<char>('0' + e / 100 % 10);
       e %= 100;
     }
-    put(fmt::detail::digits2(static_cast<std::size_t>(e)), 2);
+    // Two bytes exactly: the digit-pair table ends right after "99".
+    std::memcpy(end, fmt::detail::digits2(static_cast<std::size_t>(e)), 2);
+    end += 2;
   } else if (exponent >= 0) {  // 1234e2 -> 123400
     put(digits, count);
     std::memset(end, '0', 16);  // exponent < 16 here
