@@ -12,10 +12,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "fmt/format.h"
@@ -245,138 +245,273 @@ class LineReader {
   absl::Status status_;
 };
 
-// One batch on its way through the stages.
+// One batch on its way through the stages: its lines as read, the batch
+// parsed from them, the engine's result, and its records as text.
 struct Slot {
+  enum class Stage {
+    kFree,        // for the reader to fill
+    kRead,        // lines read, waiting for a worker to parse them
+    kParsing,     // a worker parses it
+    kParsed,      // waiting for the engine
+    kFused,       // fused, waiting for a worker to format it
+    kFormatting,  // a worker formats it
+    kFormatted,   // waiting for the writer
+  };
+  Stage stage = Stage::kFree;
+  std::size_t first_line = 0;     // 1-based number of its first line
+  std::string lines;              // the lines, back to back
+  std::vector<std::size_t> ends;  // where each line ends in `lines`
   InputBatch batch;
   BatchResult result;
+  std::string records;  // the output records, one line each
 };
 
-// Hands slots from one stage to the next. Pop waits for a slot; it returns
-// null once the queue is closed and empty.
-class SlotQueue {
+// The run itself. A reader thread splits large reads into batches of lines;
+// worker threads (one per core) parse batches and format fused ones; the
+// calling thread runs the engine on one batch after another, in order (a
+// plugin instance may not be called from two threads at once); a writer
+// thread writes the records in order. Batch number n lives in slot
+// n % kBatchesInFlight, so the slots go round in order and each stage finds
+// its next batch without a queue: the reader refills a slot once the writer
+// has written it.
+class Stages {
  public:
-  void Push(Slot* slot) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      slots_.push_back(slot);
-    }
-    ready_.notify_one();
+  Stages(Pipeline& pipeline, Source& source, Sink& sink,
+         const RunOptions& options)
+      : config_(pipeline.config()),
+        source_(source),
+        sink_(sink),
+        options_(options),
+        batch_size_(std::max<std::size_t>(options.batch_size, 1)),
+        engine_(pipeline, options.engine),
+        records_(config_, options.output),
+        slots_(RunOptions::kBatchesInFlight) {
+    summary_.modalities.resize(config_.modalities.size());
   }
 
-  void Close() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      closed_ = true;
-    }
-    ready_.notify_all();
-  }
+  absl::StatusOr<RunSummary> Run() {
+    start_ = Clock::now();
+    const std::size_t workers =
+        options_.threads > 0
+            ? options_.threads
+            : std::max<std::size_t>(std::thread::hardware_concurrency(), 1);
+    std::thread reader([this] { Read(); });
+    std::thread writer([this] { Write(); });
+    std::vector<std::thread> pool;
+    for (std::size_t i = 0; i < workers; ++i)
+      pool.emplace_back([this] { Work(); });
+    Fuse();
+    reader.join();
+    writer.join();
+    for (std::thread& worker : pool) worker.join();
 
-  Slot* Pop() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    ready_.wait(lock, [&] { return !slots_.empty() || closed_; });
-    if (slots_.empty()) return nullptr;
-    Slot* slot = slots_.front();
-    slots_.pop_front();
-    return slot;
+    if (options_.progress) fmt::print(stderr, "\r\033[K");
+    if (output_failed_.load())
+      return absl::UnavailableError("cannot write the output");
+    if (!read_status_.ok()) return read_status_;
+    summary_.stopped = source_.stopped();
+    summary_.seconds =
+        std::chrono::duration<double>(Clock::now() - start_).count();
+    return summary_;
   }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<Slot*> slots_;
-  bool closed_ = false;
-};
+  using Stage = Slot::Stage;
 
-// The run itself: a reader thread parses batches, this thread fuses them, a
-// writer thread writes them; kBatchesInFlight slots go round.
-absl::StatusOr<RunSummary> RunLines(Pipeline& pipeline, Source& source,
-                                    Sink& sink, const RunOptions& options) {
-  const PipelineConfig& config = pipeline.config();
-  const std::size_t batch_size = std::max<std::size_t>(options.batch_size, 1);
-  Engine engine(pipeline, options.engine);
-  RunSummary summary;
-  summary.modalities.resize(config.modalities.size());
-  const Clock::time_point start = Clock::now();
+  Slot& SlotOf(std::size_t batch) { return slots_[batch % slots_.size()]; }
 
-  std::vector<Slot> slots(RunOptions::kBatchesInFlight);
-  SlotQueue free_slots, parsed, fused;
-  for (Slot& slot : slots) free_slots.Push(&slot);
-  // Set by the writer when the output fails: the reader then stops reading.
-  std::atomic<bool> output_failed{false};
+  // Whether every batch before `batch` is all the reader will hand on.
+  bool AllReadBefore(std::size_t batch) const {
+    return reading_done_ && batch == batches_read_;
+  }
 
-  absl::Status read_status;
-  std::thread reader([&] {
-    RecordParser parser(Engine::RecordSpecs(config));
-    LineReader lines(source);
+  void Read() {
+    LineReader lines(source_);
     std::size_t line_number = 0;
     LineReader::Next next = LineReader::Next::kLine;
-    while (next != LineReader::Next::kEnd && !output_failed.load()) {
-      Slot* slot = free_slots.Pop();
-      slot->batch.Clear();
+    for (std::size_t batch = 0;
+         next != LineReader::Next::kEnd && !output_failed_.load();) {
+      Slot& slot = SlotOf(batch);
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        slot_freed_.wait(lock, [&] { return slot.stage == Stage::kFree; });
+      }
+      slot.lines.clear();
+      slot.ends.clear();
+      slot.first_line = line_number + 1;
       std::string_view line;
-      while (slot->batch.rows < batch_size) {
+      while (slot.ends.size() < batch_size_) {
         // A batch goes on as soon as the input pauses: records of a slow
         // stream come out without waiting for batch_size lines.
-        next = lines.Read(/*may_wait=*/slot->batch.rows == 0, line);
+        next = lines.Read(/*may_wait=*/slot.ends.empty(), line);
         if (next != LineReader::Next::kLine) break;
-        parser.Append(line, ++line_number, slot->batch);
+        slot.lines.append(line);
+        slot.ends.push_back(slot.lines.size());
+        ++line_number;
       }
-      if (slot->batch.rows > 0) {
-        parsed.Push(slot);
-      } else {
-        free_slots.Push(slot);
+      if (slot.ends.empty()) continue;  // the input ended
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        slot.stage = Stage::kRead;
+        batches_read_ = ++batch;
       }
+      task_ready_.notify_one();
     }
     if (!lines.status().ok()) {
       const std::string why(lines.status().message());
-      read_status = absl::DataLossError(
+      read_status_ = absl::DataLossError(
           absl::StrCat("cannot read the input after line ", line_number,
                        why.empty() ? "" : ": ", why));
     }
-    parsed.Close();
-  });
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      reading_done_ = true;
+    }
+    parsed_ready_.notify_all();
+    formatted_ready_.notify_all();
+  }
 
-  std::thread writer([&] {
-    const RecordWriter records(config, options.output);
-    std::string text;
-    Clock::time_point last_progress = start;
-    while (Slot* slot = fused.Pop()) {
-      const InputBatch& batch = slot->batch;
-      if (!output_failed.load()) {
-        text.clear();
-        for (std::size_t r = 0; r < batch.rows; ++r)
-          records.Append(batch, slot->result, r, text);
-        if (!sink.Write(text)) output_failed.store(true);
+  // The oldest batch waiting for a worker, or null. Formatting comes first:
+  // a fused batch is older than any batch waiting to be parsed.
+  Slot* NextTask() {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      Slot& slot = SlotOf(batches_written_ + i);
+      if (slot.stage == Stage::kRead || slot.stage == Stage::kFused)
+        return &slot;
+    }
+    return nullptr;
+  }
+
+  void Work() {
+    RecordParser parser(Engine::RecordSpecs(config_));
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+      Slot* slot = nullptr;
+      task_ready_.wait(lock, [&] {
+        slot = NextTask();
+        return slot != nullptr || writing_done_;
+      });
+      if (slot == nullptr) return;
+      const bool parse = slot->stage == Stage::kRead;
+      slot->stage = parse ? Stage::kParsing : Stage::kFormatting;
+      lock.unlock();
+      if (parse) {
+        Parse(parser, *slot);
+      } else {
+        Format(*slot);
       }
-      Tally(batch, slot->result, summary);
-      free_slots.Push(slot);
-      if (options.progress &&
+      lock.lock();
+      slot->stage = parse ? Stage::kParsed : Stage::kFormatted;
+      (parse ? parsed_ready_ : formatted_ready_).notify_one();
+    }
+  }
+
+  static void Parse(RecordParser& parser, Slot& slot) {
+    slot.batch.Clear();
+    std::size_t begin = 0;
+    for (std::size_t i = 0; i < slot.ends.size(); ++i) {
+      const std::string_view line(slot.lines.data() + begin,
+                                  slot.ends[i] - begin);
+      parser.Append(line, slot.first_line + i, slot.batch);
+      begin = slot.ends[i];
+    }
+  }
+
+  void Format(Slot& slot) const {
+    slot.records.clear();
+    if (output_failed_.load()) return;
+    for (std::size_t r = 0; r < slot.batch.rows; ++r)
+      records_.Append(slot.batch, slot.result, r, slot.records);
+  }
+
+  // On the calling thread: the engine, batch after batch.
+  void Fuse() {
+    for (std::size_t batch = 0;; ++batch) {
+      Slot& slot = SlotOf(batch);
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        parsed_ready_.wait(lock, [&] {
+          return slot.stage == Stage::kParsed || AllReadBefore(batch);
+        });
+        if (slot.stage != Stage::kParsed) return;
+      }
+      engine_.Run(slot.batch, slot.result);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        slot.stage = Stage::kFused;
+      }
+      task_ready_.notify_one();
+    }
+  }
+
+  void Write() {
+    Clock::time_point last_progress = start_;
+    for (std::size_t batch = 0;; ++batch) {
+      Slot& slot = SlotOf(batch);
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        formatted_ready_.wait(lock, [&] {
+          return slot.stage == Stage::kFormatted || AllReadBefore(batch);
+        });
+        if (slot.stage != Stage::kFormatted) break;
+      }
+      if (!output_failed_.load() && !sink_.Write(slot.records))
+        output_failed_.store(true);
+      Tally(slot.batch, slot.result, summary_);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        slot.stage = Stage::kFree;
+        batches_written_ = batch + 1;
+      }
+      slot_freed_.notify_one();
+      if (options_.progress &&
           Clock::now() - last_progress > std::chrono::milliseconds(250)) {
         last_progress = Clock::now();
         const double seconds =
-            std::chrono::duration<double>(last_progress - start).count();
-        fmt::print(stderr, "\\rlatefuse: {} rows, {:.0f} rows/s", summary.rows,
-                   static_cast<double>(summary.rows) / seconds);
+            std::chrono::duration<double>(last_progress - start_).count();
+        fmt::print(stderr, "\rlatefuse: {} rows, {:.0f} rows/s", summary_.rows,
+                   static_cast<double>(summary_.rows) / seconds);
         std::fflush(stderr);
       }
     }
-  });
-
-  while (Slot* slot = parsed.Pop()) {
-    engine.Run(slot->batch, slot->result);
-    fused.Push(slot);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      writing_done_ = true;
+    }
+    task_ready_.notify_all();
   }
-  fused.Close();
-  reader.join();
-  writer.join();
 
-  if (options.progress) fmt::print(stderr, "\\r\\033[K");
-  if (output_failed.load())
-    return absl::UnavailableError("cannot write the output");
-  if (!read_status.ok()) return read_status;
-  summary.stopped = source.stopped();
-  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  return summary;
+  const PipelineConfig& config_;
+  Source& source_;
+  Sink& sink_;
+  const RunOptions& options_;
+  const std::size_t batch_size_;
+  Engine engine_;
+  const RecordWriter records_;
+  Clock::time_point start_;
+
+  std::vector<Slot> slots_;
+  // Guards the slots' stages and the counts below; each condition variable
+  // wakes one kind of waiter.
+  std::mutex mutex_;
+  std::condition_variable slot_freed_;       // the reader
+  std::condition_variable task_ready_;       // the workers
+  std::condition_variable parsed_ready_;     // the engine
+  std::condition_variable formatted_ready_;  // the writer
+  std::size_t batches_read_ = 0;             // handed on by the reader
+  std::size_t batches_written_ = 0;  // written (or dropped) by the writer
+  bool reading_done_ = false;        // batches_read_ is final
+  bool writing_done_ = false;        // every batch written: workers end
+
+  // Set by the writer when the output fails: the reader then stops reading.
+  std::atomic<bool> output_failed_{false};
+  absl::Status read_status_;  // the reader's, read after it is joined
+  RunSummary summary_;        // the writer's, read after it is joined
+};
+
+absl::StatusOr<RunSummary> RunLines(Pipeline& pipeline, Source& source,
+                                    Sink& sink, const RunOptions& options) {
+  return Stages(pipeline, source, sink, options).Run();
 }
 
 // What StopSignals' handler needs: async-signal-safe globals.

@@ -1,9 +1,10 @@
 // `latefuse run`: streams JSONL records through a pipeline, one output line per
 // input line, in order, in batches, so memory stays bounded whatever the
-// input's size. Three stages overlap: a reader thread splits large reads into
-// lines and parses them into a batch, the calling thread runs the engine on
-// the batch before, and a writer thread formats and writes the one before
-// that; RunOptions::kBatchesInFlight batches circulate between them.
+// input's size. The stages overlap: a reader thread splits large reads into
+// batches of lines, worker threads (one per core) parse batches and format
+// fused ones side by side, the calling thread runs the engine on one batch
+// after another, and a writer thread writes the records in order;
+// RunOptions::kBatchesInFlight batches circulate between them.
 //
 //   ASSIGN_OR_RETURN(RunSummary summary, RunStream(*pipeline, std::cin,
 //   std::cout, {})); std::cerr << FormatSummary(pipeline->config(), summary);
@@ -31,14 +32,16 @@
 namespace latefuse {
 
 struct RunOptions {
-  // Batches parsed, being fused or being written at any one time: memory is
-  // bounded by this many batches of `batch_size` lines. More than one per
-  // stage: on a shared machine a stage that is descheduled for a moment then
-  // does not stall the other two (3 slots measured ~20% slower wall time).
+  // Batches read, parsed, being fused or formatted or written at any one
+  // time: memory is bounded by this many batches of `batch_size` lines. More
+  // than one per stage: on a shared machine a stage that is descheduled for a
+  // moment then does not stall the others.
   static constexpr std::size_t kBatchesInFlight = 8;
 
   std::size_t batch_size = 1024;  // input lines per engine batch
-  bool progress = false;          // a live line of counts on stderr
+  // Threads that parse and format batches; 0: one per core.
+  std::size_t threads = 0;
+  bool progress = false;  // a live line of counts on stderr
   // RunFiles only: when this descriptor becomes readable, reading stops as if
   // the input had ended there; every line read so far (an unfinished last
   // line included) is still fused and written. -1: none.

@@ -70,6 +70,7 @@ struct RunArgs {
   std::string input = "-";
   std::string output = "-";
   std::size_t batch_size = 1024;
+  std::size_t threads = 0;
   bool per_modality = false;
   bool explain = false;
   bool quiet = false;
@@ -108,6 +109,7 @@ int Run(const RunArgs& args) {
   if (!stop.ok()) return Fail(stop.status());
   RunOptions options;
   options.batch_size = args.batch_size;
+  options.threads = args.threads;
   options.progress =
       !args.quiet && !args.no_progress && isatty(STDERR_FILENO) != 0;
   options.stop_fd = (*stop)->fd();
@@ -369,6 +371,11 @@ int main(int argc, char** argv) {
                   "Records per engine batch")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  run->add_option("--threads", run_args.threads,
+                  "Threads that parse and format records (0: one per core; "
+                  "the engine and models have their own)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
   latefuse::AddLockOption(*run, run_args.lock);
   run->add_flag("--per-modality", run_args.per_modality,
                 "Add each used modality's own probabilities (\"modalities\")");

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -541,6 +542,63 @@ TEST_F(EngineTest, InlineAndParallelRunsGiveTheSameRecords) {
   std::set<std::string> statuses;
   for (const json& record : actual) statuses.insert(record["status"]);
   EXPECT_EQ(statuses, (std::set<std::string>{"ok", "abstain", "error"}));
+}
+
+// `run` parses and formats batches on several threads at once and fuses them
+// one after the other: whatever the threads and batch sizes, each line gets
+// its record in its place, bad lines their own line numbers, and every
+// configuration writes the same records.
+TEST_F(EngineTest, ParallelStagesKeepEveryRecordInItsPlace) {
+  ASSERT_NO_FATAL_FAILURE(
+      Load({{.name = "a", .params = "{width: 2}", .width = 2}, {.name = "b"}}));
+  std::vector<std::string> lines;
+  for (int i = 0; i < 3000; ++i) {
+    const double x = (i % 97) / 32.0 - 1.5;  // exact in float32
+    if (i % 211 == 5) {
+      lines.push_back(R"({"id": "bad)" + std::to_string(i) + R"(", "mod)");
+      continue;
+    }
+    json modalities = json::object();
+    if (i % 3 != 0) modalities["a"] = {x, 1.0};
+    if (i % 4 != 1) modalities["b"] = {-x};
+    lines.push_back(
+        json{{"id", std::to_string(i)}, {"modalities", modalities}}.dump());
+  }
+  RunOptions reference;
+  reference.batch_size = 1024;
+  reference.threads = 1;
+  const std::vector<json> expected = Run(lines, reference);
+  ASSERT_EQ(expected.size(), lines.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (i % 211 == 5) {
+      EXPECT_EQ(expected[i]["status"], "error") << expected[i];
+      EXPECT_THAT(expected[i].value("error", ""),
+                  StartsWith("line " + std::to_string(i + 1) + ": "));
+      continue;
+    }
+    ASSERT_EQ(expected[i]["id"], std::to_string(i)) << expected[i];
+    const double x = (static_cast<int>(i) % 97) / 32.0 - 1.5;
+    if (i % 3 != 0 && i % 4 != 1) {
+      ExpectProbabilities(expected[i], Mean(Binary(x), Binary(-x)));
+    } else if (i % 3 != 0) {
+      ExpectProbabilities(expected[i], Binary(x));
+    } else if (i % 4 != 1) {
+      ExpectProbabilities(expected[i], Binary(-x));
+    } else {
+      EXPECT_EQ(expected[i]["status"], "abstain") << expected[i];
+    }
+  }
+  for (const std::size_t threads : {std::size_t{2}, std::size_t{7}}) {
+    for (const std::size_t batch_size :
+         {std::size_t{1}, std::size_t{3}, std::size_t{64}}) {
+      SCOPED_TRACE(
+          fmt::format("{} threads, batches of {}", threads, batch_size));
+      RunOptions options;
+      options.threads = threads;
+      options.batch_size = batch_size;
+      EXPECT_EQ(Run(lines, options), expected);
+    }
+  }
 }
 
 }  // namespace
