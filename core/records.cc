@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cmath>
@@ -391,6 +392,16 @@ class FastLine {
   bool String(std::string_view& text) {
     if (!At('"')) return false;
     const char* start = ++p_;
+    // Eight bytes at a time up to the first that needs a look: the closing
+    // quote, mostly.
+    while (end_ - p_ >= 8) {
+      const std::uint64_t flags = StringStopFlags(Load8(p_));
+      if (flags != 0) {
+        p_ += std::countr_zero(flags) / 8;
+        break;
+      }
+      p_ += 8;
+    }
     bool ascii = true;
     while (p_ < end_) {
       const auto c = static_cast<unsigned char>(*p_);
@@ -485,6 +496,7 @@ class FastLine {
       if (end_ - p >= kPlainReach) {
         if (shorts) read = shorts = ShortNumber(p, *out);
         if (!read) read = PlainNumber(p, *out);
+        if (!read && end_ - p >= kLongReach) read = LongNumber(p, *out);
       }
       if (!read) {
         p_ = p;
@@ -611,6 +623,71 @@ class FastLine {
   // An 8-byte load; "16.0" and its delimiter.
   static constexpr std::ptrdiff_t kPlainReach = 8;
 
+  // -?D or -?D.F of 8 to 15 characters (float32 values printed shortest:
+  // "0.006399", "1620.2218", "-1.0536123"), from two 8-byte loads; slower
+  // than PlainNumber, but no branch per digit either.
+  static bool LongNumber(const char*& p, float& out) {
+    const std::uint64_t low = Load8(p);
+    const std::uint64_t high = Load8(p + 8);
+    const std::uint64_t high_delimiters = DelimiterFlags(high);
+    if (DelimiterFlags(low) != 0 || high_delimiters == 0) return false;
+    const int end = 8 + std::countr_zero(high_delimiters) / 8;
+    const int sign = (low & 0xFF) == '-';
+    const std::uint64_t low_others =
+        NotDigitFlags(low) & (~std::uint64_t{0} << (8 * sign));
+    const std::uint64_t high_others =
+        NotDigitFlags(high) & ((std::uint64_t{1} << (8 * (end - 8))) - 1);
+    // At most one byte that is not a digit, and that one a '.'.
+    int point = end;
+    if ((low_others != 0) + (high_others != 0) +
+            ((low_others & (low_others - 1)) != 0) +
+            ((high_others & (high_others - 1)) != 0) >
+        1) {
+      return false;
+    }
+    if (low_others != 0) {
+      point = std::countr_zero(low_others) / 8;
+      if (((low >> (8 * point)) & 0xFF) != '.') return false;
+    } else if (high_others != 0) {
+      point = 8 + std::countr_zero(high_others) / 8;
+      if (((high >> (8 * (point - 8))) & 0xFF) != '.') return false;
+    }
+    const int whole = point - sign;
+    if (whole == 0 || point == end - 1 ||
+        (whole > 1 && ((low >> (8 * sign)) & 0xFF) == '0')) {
+      return false;
+    }
+    const std::uint64_t integer = RunValue(p, sign, point);
+    out = static_cast<float>(
+        point == end ? Integer(sign, integer)
+                     : Decimal(sign,
+                               integer * kIntegerPowersOfTen[end - point - 1] +
+                                   RunValue(p, point + 1, end),
+                               point + 1 - end));
+    p += end;
+    return true;
+  }
+  // Two 8-byte loads, then the delimiter within them.
+  static constexpr std::ptrdiff_t kLongReach = 16;
+  static constexpr std::array<std::uint64_t, 15> kIntegerPowersOfTen = [] {
+    std::array<std::uint64_t, 15> powers{};
+    std::uint64_t power = 1;
+    for (std::uint64_t& entry : powers) {
+      entry = power;
+      power *= 10;
+    }
+    return powers;
+  }();
+  // The value of the digits p[begin..end), 1 to 15 of them, end <= 16, by
+  // loads within p[0..16).
+  static std::uint64_t RunValue(const char* p, int begin, int end) {
+    const int count = end - begin;
+    if (end <= 8) return DigitsValue(Load8(p) >> (8 * begin), count);
+    const std::uint64_t last8 = Load8(p + end - 8);  // p[end - 8..end)
+    if (count <= 8) return DigitsValue(last8 >> (8 * (8 - count)), count);
+    return RunValue(p, begin, end - 8) * 100000000 + DigitsValue(last8, 8);
+  }
+
   static constexpr std::uint64_t kOnes = 0x0101010101010101;
   static constexpr std::uint64_t kHighBits = 0x8080808080808080;
 
@@ -631,6 +708,14 @@ class FastLine {
   }
   static std::uint64_t DelimiterFlags(std::uint64_t word) {
     return EqualFlags(word, ',') | EqualFlags(word, ']');
+  }
+  // The high bit of each byte of `word` that String must look at: '"',
+  // '\\', a control character (below 0x20: 0x60 added to it leaves the high
+  // bit clear) or a byte of a multi-byte UTF-8 sequence.
+  static std::uint64_t StringStopFlags(std::uint64_t word) {
+    const std::uint64_t control_or_high =
+        (word | ~((word & ~kHighBits) + 0x60 * kOnes)) & kHighBits;
+    return EqualFlags(word, '"') | EqualFlags(word, '\\') | control_or_high;
   }
   // The high bit of each byte of `word` that is not an ASCII digit: XOR
   // with '0' maps the digits, and only them, to 0..9, and a byte of 10 or
