@@ -32,10 +32,17 @@ struct Workload {
   std::size_t width;
   std::size_t classes;
   bool integers;  // digits' pixel values 0..16; else decimals like 0.07405
+  // As bench/make_workloads.py writes records (the input of `latefuse run` in
+  // bench/run.sh): no spaces after ',' and ':', pixels as integers ("16").
+  // Otherwise as Python's json.dumps writes float64 lists: ", " and ": "
+  // separators, pixels as "16.0".
+  bool compact;
 };
 
-constexpr Workload kBreastCancer = {"bc", 3, 10, 2, false};
-constexpr Workload kDigits = {"digits", 4, 16, 10, true};
+constexpr Workload kBreastCancer = {"bc", 3, 10, 2, false, false};
+constexpr Workload kDigits = {"digits", 4, 16, 10, true, false};
+constexpr Workload kBreastCancerCompact = {"bc", 3, 10, 2, false, true};
+constexpr Workload kDigitsCompact = {"digits", 4, 16, 10, true, true};
 
 std::vector<RecordModalitySpec> Specs(const Workload& w) {
   std::vector<RecordModalitySpec> specs;
@@ -44,24 +51,29 @@ std::vector<RecordModalitySpec> Specs(const Workload& w) {
   return specs;
 }
 
-// kLines records as a generator script writes them (Python's json.dumps of
-// float64 values: shortest round trip).
+// kLines records as a generator script writes them (shortest round trip
+// decimals).
 std::vector<std::string> Lines(const Workload& w) {
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::uniform_int_distribution<int> pixel(0, 16);
+  const char* comma = w.compact ? "," : ", ";
+  const char* colon = w.compact ? ":" : ": ";
   std::vector<std::string> lines;
   for (std::size_t r = 0; r < kLines; ++r) {
-    std::string line = fmt::format(R"({{"id": "r-{:07}", "modalities": {{)", r);
+    std::string line = fmt::format(R"({{"id"{1}"r-{0:07}"{2}"modalities"{1}{{)",
+                                   r, colon, comma);
     bool first = true;
     for (std::size_t k = 0; k < w.views; ++k) {
       if (unit(rng) < 0.3) continue;
-      line += fmt::format(R"({}"v{}": [)", first ? "" : ", ", k);
+      line += fmt::format(R"({}"v{}"{}[)", first ? "" : comma, k, colon);
       first = false;
       for (std::size_t i = 0; i < w.width; ++i) {
-        if (i > 0) line += ", ";
+        if (i > 0) line += comma;
         if (w.integers) {
-          line += fmt::format("{:.1f}", static_cast<double>(pixel(rng)));
+          line += w.compact
+                      ? fmt::format("{}", pixel(rng))
+                      : fmt::format("{:.1f}", static_cast<double>(pixel(rng)));
         } else {
           // Four significant digits over several magnitudes: 0.07405, 406.4.
           const double v = std::pow(10.0, static_cast<int>(unit(rng) * 5) - 2) *
@@ -71,7 +83,8 @@ std::vector<std::string> Lines(const Workload& w) {
       }
       line += ']';
     }
-    line += fmt::format(R"(}}, "label": "{}"}})", rng() % w.classes);
+    line +=
+        fmt::format(R"(}}{}"label"{}"{}"}})", comma, colon, rng() % w.classes);
     lines.push_back(std::move(line));
   }
   return lines;
@@ -160,6 +173,10 @@ BENCHMARK_CAPTURE(BM_Parse, bc_simdjson, kBreastCancer,
 BENCHMARK_CAPTURE(BM_Parse, digits_fast, kDigits, RecordParseMode::kFast);
 BENCHMARK_CAPTURE(BM_Parse, digits_simdjson, kDigits,
                   RecordParseMode::kGeneral);
+BENCHMARK_CAPTURE(BM_Parse, bc_compact_fast, kBreastCancerCompact,
+                  RecordParseMode::kFast);
+BENCHMARK_CAPTURE(BM_Parse, digits_compact_fast, kDigitsCompact,
+                  RecordParseMode::kFast);
 BENCHMARK_CAPTURE(BM_Write, bc, kBreastCancer);
 BENCHMARK_CAPTURE(BM_Write, digits, kDigits);
 

@@ -87,7 +87,7 @@ struct InputBatch {
 enum class RecordParseMode {
   // A hand parser reads plain lines (strings without escapes, numbers that
   // convert exactly, nothing wrong) straight into the batch without building
-  // a simdjson DOM (1.1-1.6x faster, bench/records_bench); every other line
+  // a simdjson DOM (1.8-2.7x faster, bench/records_bench); every other line
   // goes to simdjson.
   kFast,
   // simdjson for every line: what tests and fuzzers compare kFast with.

@@ -496,9 +496,11 @@ void ExpectSameBatch(const InputBatch& fast, const InputBatch& general,
 }
 
 // Parses `lines` in both modes and expects the same batch.
-void ExpectModesAgree(const std::vector<std::string>& lines) {
-  RecordParser fast(TestSpecs(), RecordParseMode::kFast);
-  RecordParser general(TestSpecs(), RecordParseMode::kGeneral);
+void ExpectModesAgree(
+    const std::vector<std::string>& lines,
+    const std::vector<RecordModalitySpec>& specs = TestSpecs()) {
+  RecordParser fast(specs, RecordParseMode::kFast);
+  RecordParser general(specs, RecordParseMode::kGeneral);
   std::string all;
   for (const std::string& line : lines) all += line + "\n";
   ExpectSameBatch(ParseLines(fast, lines), ParseLines(general, lines), all);
@@ -622,6 +624,85 @@ TEST(RecordParserModesTest, RandomNumbersReadTheSameInBothModes) {
   lines.push_back(WithModalities(
       R"("vitals": [0.000000000000000000001, 7.00000000000000000000, 1.0e-3])"));
   ExpectModesAgree(lines);
+}
+
+// The short numbers dense lists mostly hold (one or two digits, "16.0",
+// decimals of up to 7 characters, which the fast path reads its own way) and
+// their near misses (leading zeros, a sign, a bare or doubled point, an
+// exponent, a ninth character, a stray byte), in every layout: compact,
+// Python's ", ", spaces and tabs around the commas, the list last on the line
+// (so the line ends within a few bytes of its numbers), too few or too many
+// numbers. Every line parses the same in both modes.
+TEST(RecordParserModesTest, ShortNumbersInDenseListsReadTheSameInBothModes) {
+  std::mt19937_64 rng(20261128);
+  auto digits = [&](std::size_t n) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) {
+      // Zeros often: "0.0", "10", "0.05" and leading zeros.
+      out += static_cast<char>('0' + (rng() % 3 == 0 ? 0 : rng() % 10));
+    }
+    return out;
+  };
+  auto number = [&]() {
+    std::string text = rng() % 6 == 0 ? "-" : "";
+    text += digits(rng() % 8 == 0 ? 0 : 1 + rng() % (rng() % 4 == 0 ? 8 : 3));
+    switch (rng() % 8) {
+      case 0:
+      case 1:
+        break;
+      case 2:
+        text += ".0";
+        break;
+      case 3:
+        text += "." + digits(rng() % 8);  // "5." among them
+        break;
+      default:
+        text += "." + digits(1 + rng() % 5);
+        break;
+    }
+    switch (rng() % 40) {
+      case 0:
+        text += "e" + digits(1);
+        break;
+      case 1:
+        text += ".5";  // a second point
+        break;
+      case 2:
+        text.insert(rng() % (text.size() + 1), 1, "x-+ "[rng() % 4]);
+        break;
+      default:
+        break;
+    }
+    return text;
+  };
+  const std::vector<std::string> separators = {",", ", ", " , ", ",\t", " ,"};
+  std::vector<std::string> lines;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string& separator = separators[rng() % separators.size()];
+    const std::size_t count = rng() % 10 == 0 ? 2 + rng() % 3 : 3;
+    std::string list = rng() % 4 == 0 ? "[ " : "[";
+    for (std::size_t k = 0; k < count; ++k) {
+      if (k > 0) list += separator;
+      list += number();
+    }
+    list += rng() % 4 == 0 ? " ]" : "]";
+    // Half the lines end right after the list; the others go on.
+    lines.push_back(rng() % 2 == 0
+                        ? R"({"id":"s","modalities":{"vitals":)" + list + "}}"
+                        : R"({"id": "s", "modalities": {"vitals": )" + list +
+                              R"(, "notes": "n"}, "label": "0"})");
+  }
+  ExpectModesAgree(lines);
+}
+
+// A dense modality of width 0 (the pipeline config refuses it, the parser
+// does not) takes an empty list in both modes, and nothing else.
+TEST(RecordParserModesTest, WidthZeroReadsTheSameInBothModes) {
+  ExpectModesAgree({R"({"id": "a", "modalities": {"e": []}})",
+                    R"({"id": "b", "modalities": {"e": [ ]}})",
+                    R"({"id": "c", "modalities": {"e": [1]}})",
+                    R"({"id": "d", "modalities": {"e": [,]}})"},
+                   {{"e", RecordInputKind::kDense, 0}});
 }
 
 TEST(RecordParserTest, ParserIsReusableAcrossLinesOfGrowingSize) {
