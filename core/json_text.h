@@ -72,10 +72,13 @@ namespace json_text_internal {
 inline void WriteEightDigits(std::uint32_t v, char* out) {
   constexpr std::uint64_t kFraction = (std::uint64_t{1} << 57) - 1;
   std::uint64_t t = v * ((std::uint64_t{1} << 57) / 1000000 + 1);
-  for (int i = 0; i < 8; i += 2) {
-    std::memcpy(out + i, fmt::detail::digits2(t >> 57), 2);
-    t = (t & kFraction) * 100;
-  }
+  std::memcpy(out, fmt::detail::digits2(t >> 57), 2);
+  t = (t & kFraction) * 100;
+  std::memcpy(out + 2, fmt::detail::digits2(t >> 57), 2);
+  t = (t & kFraction) * 100;
+  std::memcpy(out + 4, fmt::detail::digits2(t >> 57), 2);
+  t = (t & kFraction) * 100;
+  std::memcpy(out + 6, fmt::detail::digits2(t >> 57), 2);
 }
 
 }  // namespace json_text_internal
