@@ -11,18 +11,11 @@ namespace {
 
 // What a section's stores may reach past the text it asked room for:
 // WriteShortestDouble's (its room past its longest text is less) and
-// CopyBlocks' (under 16 bytes).
+// QuotedNames' block copies (under 16 bytes).
 constexpr std::size_t kSlack = kShortestDoubleRoom;
 
 // The most text of "prediction": x, "variance": v.
 constexpr std::size_t kPredictionBound = 32 + 2 * kShortestDoubleMaxSize;
-
-// Copies n bytes in 16-byte blocks: `from` is readable and `to` writable up
-// to the next multiple of 16 past n.
-char* CopyBlocks(const char* from, std::size_t n, char* to) {
-  for (std::size_t i = 0; i < n; i += 16) std::memcpy(to + i, from + i, 16);
-  return to + n;
-}
 
 // Writes a string literal: a copy of a constant length, a few moves.
 template <std::size_t N>
@@ -53,8 +46,6 @@ std::vector<std::string> ModalityNames(const PipelineConfig& config) {
 
 namespace output_internal {
 
-constexpr std::size_t kPadding = 15;
-
 QuotedNames::QuotedNames(const std::vector<std::string>& names) {
   begin_.push_back(0);
   for (const std::string& name : names) {
@@ -67,21 +58,6 @@ QuotedNames::QuotedNames(const std::vector<std::string>& names) {
     text_.append(kPadding, '\0');
     begin_.push_back(text_.size());
   }
-}
-
-char* QuotedNames::Write(std::size_t i, std::size_t skip_front,
-                         std::size_t skip_back, char* out) const {
-  const std::size_t size = begin_[i + 1] - begin_[i] - kPadding;
-  return CopyBlocks(text_.data() + begin_[i] + skip_front,
-                    size - skip_front - skip_back, out);
-}
-
-char* QuotedNames::WriteItem(std::size_t i, bool first, char* out) const {
-  return Write(i, first ? 2 : 0, 2, out);
-}
-
-char* QuotedNames::WriteKey(std::size_t i, bool first, char* out) const {
-  return Write(i, first ? 2 : 0, 0, out);
 }
 
 }  // namespace output_internal
@@ -98,7 +74,8 @@ class RecordWriter::Sink {
 
   char* Room(char* p, std::size_t n) {
     const auto at = static_cast<std::size_t>(p - out_.data());
-    if (out_.size() - at < n + kSlack) out_.resize(at + n + kSlack);
+    if (out_.size() - at < n + kSlack) [[unlikely]]
+      Grow(at + n + kSlack);
     return out_.data() + at;
   }
 
@@ -107,8 +84,16 @@ class RecordWriter::Sink {
   }
 
  private:
+  void Grow(std::size_t size);
+
   std::string& out_;
 };
+
+// Out of line (GCC would inline the string's growth into every Room): the
+// check is all that a record's later sections run.
+[[gnu::noinline]] void RecordWriter::Sink::Grow(std::size_t size) {
+  out_.resize(size);
+}
 
 const char* RowStatusName(RowStatus status) {
   switch (status) {

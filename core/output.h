@@ -31,6 +31,7 @@
 #define LATEFUSE_CORE_OUTPUT_H_
 
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -56,17 +57,30 @@ class QuotedNames {
 
   // Writes name `i` as a list's item, `"name"`, after ", " unless first; at
   // `out`, which has room for max_key() + 15 bytes. Returns the end.
-  char* WriteItem(std::size_t i, bool first, char* out) const;
+  char* WriteItem(std::size_t i, bool first, char* out) const {
+    return Write(i, first ? 2 : 0, 2, out);
+  }
   // The same as an object's key: `"name": `.
-  char* WriteKey(std::size_t i, bool first, char* out) const;
+  char* WriteKey(std::size_t i, bool first, char* out) const {
+    return Write(i, first ? 2 : 0, 0, out);
+  }
 
   // The longest key with its ", ", and all of them together.
   std::size_t max_key() const { return max_key_; }
   std::size_t total() const { return total_; }
 
+  static constexpr std::size_t kPadding = 15;
+
  private:
   char* Write(std::size_t i, std::size_t skip_front, std::size_t skip_back,
-              char* out) const;
+              char* out) const {
+    const char* from = text_.data() + begin_[i] + skip_front;
+    const std::size_t n =
+        begin_[i + 1] - begin_[i] - kPadding - skip_front - skip_back;
+    for (std::size_t at = 0; at < n; at += 16)
+      std::memcpy(out + at, from + at, 16);
+    return out + n;
+  }
 
   std::string text_;
   std::vector<std::size_t> begin_;  // [names + 1]: each key's ", " in text_
