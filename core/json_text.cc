@@ -58,21 +58,28 @@ void AppendJsonString(std::string_view s, std::string& out) {
                                       out.data()));
 }
 
+ShortestDecimal FindShortestDecimal(double value) {
+  if (!std::isfinite(value) || value == 0) return {value, 0, 0};
+  const fmt::detail::dragonbox::decimal_fp<double> decimal =
+      fmt::detail::dragonbox::to_decimal(std::fabs(value));
+  return {value, decimal.significand, decimal.exponent};
+}
+
 char* WriteShortestDouble(double value, char* out) {
+  return WriteShortestDecimal(FindShortestDecimal(value), out);
+}
+
+char* WriteShortestDecimal(const ShortestDecimal& decimal, char* out) {
   using json_text_internal::WriteEightDigits;
+  const double value = decimal.value;
   if (!std::isfinite(value)) {
     return fmt::format_to(out, FMT_COMPILE("{}"), value);
   }
-  if (std::signbit(value)) {
-    *out++ = '-';
-    value = -value;
-  }
+  if (std::signbit(value)) *out++ = '-';
   if (value == 0) {
     *out = '0';
     return out + 1;
   }
-  const fmt::detail::dragonbox::decimal_fp<double> decimal =
-      fmt::detail::dragonbox::to_decimal(value);
   const std::uint64_t significand = decimal.significand;  // < 10^17
   const int count = fmt::detail::count_digits(significand);
   // All 17 digits, leading zeros included, whatever the count: branches on

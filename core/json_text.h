@@ -57,6 +57,27 @@ inline constexpr std::size_t kShortestDoubleRoom = 40;
 // kShortestDoubleMaxSize bytes from `out`).
 char* WriteShortestDouble(double value, char* out);
 
+// WriteShortestDouble in its two steps, finding the digits (Dragonbox) and
+// writing them, for a writer of several numbers: finding the next number's
+// digits before writing this one lets the CPU work on both at once (1.05x
+// on a row of 10 probabilities, bench/records_bench).
+//
+//   ShortestDecimal next = FindShortestDecimal(values[0]);
+//   for (std::size_t i = 0; i < n; ++i) {
+//     const ShortestDecimal decimal = next;
+//     if (i + 1 < n) next = FindShortestDecimal(values[i + 1]);
+//     out = WriteShortestDecimal(decimal, out);  // room as WriteShortestDouble
+//   }
+struct ShortestDecimal {
+  double value;
+  // |value| = significand * 10^exponent, the shortest significand that reads
+  // back as |value|; 0 and 0 when value is 0, infinite or NaN.
+  std::uint64_t significand;
+  int exponent;
+};
+ShortestDecimal FindShortestDecimal(double value);
+char* WriteShortestDecimal(const ShortestDecimal& decimal, char* out);
+
 namespace json_text_internal {
 
 // Writes the 8 decimal digits of `v` < 10^8, leading zeros included, at

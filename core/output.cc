@@ -130,9 +130,13 @@ RecordWriter::RecordWriter(const PipelineConfig& config,
 
 char* RecordWriter::WriteDistribution(const double* values, char* p) const {
   *p++ = '{';
-  for (std::size_t c = 0; c < config_.classes.size(); ++c) {
+  const std::size_t C = config_.classes.size();
+  ShortestDecimal next = FindShortestDecimal(values[0]);
+  for (std::size_t c = 0; c < C; ++c) {
+    const ShortestDecimal decimal = next;
+    if (c + 1 < C) next = FindShortestDecimal(values[c + 1]);
     p = classes_.WriteKey(c, c == 0, p);
-    p = WriteShortestDouble(values[c], p);
+    p = WriteShortestDecimal(decimal, p);
   }
   *p++ = '}';
   return p;

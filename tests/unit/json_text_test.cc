@@ -1,4 +1,5 @@
-// Tests for core/json_text.h. AppendShortestDouble and WriteShortestDouble:
+// Tests for core/json_text.h. AppendShortestDouble and WriteShortestDouble
+// (FindShortestDecimal then WriteShortestDecimal):
 // byte for byte what fmt::format("{}", x) writes, which is how records
 // printed numbers before, over special values, the notation boundaries for
 // every digit count and millions of random doubles, and WriteShortestDouble
@@ -172,6 +173,24 @@ TEST(AppendShortestDoubleTest, RandomDoublesAreWrittenAsFmtWritesThem) {
                      std::pow(10.0, static_cast<int>(rng() % 40) - 20));
   }
   ExpectAsFmt(values);
+}
+
+TEST(FindShortestDecimalTest, GivesTheShortestSignificandAndExponent) {
+  const auto expect = [](double value, std::uint64_t significand,
+                         int exponent) {
+    const ShortestDecimal decimal = FindShortestDecimal(value);
+    EXPECT_EQ(decimal.significand, significand) << value;
+    EXPECT_EQ(decimal.exponent, exponent) << value;
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(decimal.value),
+              std::bit_cast<std::uint64_t>(value));
+  };
+  expect(0.25, 25, -2);
+  expect(-1e21, 1, 21);
+  expect(0.1 + 0.2, 30000000000000004, -17);
+  expect(std::numeric_limits<double>::denorm_min(), 5, -324);
+  expect(-0.0, 0, 0);
+  expect(std::numeric_limits<double>::infinity(), 0, 0);
+  expect(std::numeric_limits<double>::quiet_NaN(), 0, 0);
 }
 
 // Every value below 10^8, against a decimal counter.
