@@ -69,9 +69,9 @@ class QuotedNames {
   std::size_t max_key() const { return max_key_; }
   std::size_t total() const { return total_; }
 
+ private:
   static constexpr std::size_t kPadding = 15;
 
- private:
   char* Write(std::size_t i, std::size_t skip_front, std::size_t skip_back,
               char* out) const {
     const char* from = text_.data() + begin_[i] + skip_front;
