@@ -117,11 +117,14 @@ RecordWriter::RecordWriter(const PipelineConfig& config,
   distribution_bound_ =
       2 + classes_.total() + config.classes.size() * kShortestDoubleMaxSize;
   const bool regression = config.task == Task::kRegression;
-  // The sections of Append for an ok row, each modality used, none failed.
+  // The room Append's sections ask for on an ok row with each modality
+  // used and none failed, in order: head (without the id), label and
+  // values, ", ", lists, per-modality, weights, "}\n".
   const std::size_t values =
       regression ? 2 + kPredictionBound : distribution_bound_;
-  record_bound_ = 32 + (regression ? values : 32 + values) + 64 +
-                  2 * modalities_.total() + 2;
+  record_bound_ = 32 +
+                  (regression ? values : 32 + classes_.max_key() + values) + 2 +
+                  64 + 2 * modalities_.total() + 2;
   if (options.per_modality)
     record_bound_ += 32 + K * (modalities_.max_key() + values);
   if (options.explain)
