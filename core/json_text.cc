@@ -8,123 +8,136 @@
 
 namespace latefuse {
 
-void AppendJsonString(std::string_view s, std::string& out) {
+char* WriteJsonString(std::string_view s, char* out) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
+  *out++ = '"';
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      *out++ = ch;
+      continue;
+    }
+    *out++ = '\\';
     switch (c) {
       case '"':
-        out += "\\\"";
+        *out++ = '"';
         break;
       case '\\':
-        out += "\\\\";
+        *out++ = '\\';
         break;
       case '\b':
-        out += "\\b";
+        *out++ = 'b';
         break;
       case '\f':
-        out += "\\f";
+        *out++ = 'f';
         break;
       case '\n':
-        out += "\\n";
+        *out++ = 'n';
         break;
       case '\r':
-        out += "\\r";
+        *out++ = 'r';
         break;
       case '\t':
-        out += "\\t";
+        *out++ = 't';
         break;
       default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xF]);
-        } else {
-          out.push_back(ch);
-        }
+        std::memcpy(out, "u00", 3);
+        out[3] = kHex[c >> 4];
+        out[4] = kHex[c & 0xF];
+        out += 5;
     }
   }
-  out.push_back('"');
+  *out++ = '"';
+  return out;
 }
 
-void AppendShortestDouble(double value, std::string& out) {
-  // The longest: "-2.2250738585072014e-308" (24) or "-0.00012345678901234567"
-  // (23).
-  // Room past the longest text and digits for the fixed-size copies below:
-  // copies of a variable length are calls to memmove, of a constant length a
-  // few moves, and this runs for every probability written.
-  char text[64];
-  char* end = text;
-  if (!std::isfinite(value)) {
-    end = fmt::format_to(text, FMT_COMPILE("{}"), value);
-    out.append(text, static_cast<std::size_t>(end - text));
-    return;
-  }
-  if (std::signbit(value)) {
-    *end++ = '-';
-    value = -value;
-  }
+void AppendJsonString(std::string_view s, std::string& out) {
+  const std::size_t size = out.size();
+  out.resize(size + JsonStringBound(s.size()));
+  out.resize(static_cast<std::size_t>(WriteJsonString(s, out.data() + size) -
+                                      out.data()));
+}
+
+ShortestDecimal FindShortestDecimal(double value) {
+  if (!std::isfinite(value) || value == 0) return {value, 0, 0};
   const fmt::detail::dragonbox::decimal_fp<double> decimal =
-      fmt::detail::dragonbox::to_decimal(value);
-  // The significand's digits (at most 17), two at a time from the right.
+      fmt::detail::dragonbox::to_decimal(std::fabs(value));
+  return {value, decimal.significand, decimal.exponent};
+}
+
+char* WriteShortestDouble(double value, char* out) {
+  return WriteShortestDecimal(FindShortestDecimal(value), out);
+}
+
+char* WriteShortestDecimal(const ShortestDecimal& decimal, char* out) {
+  using json_text_internal::WriteEightDigits;
+  const double value = decimal.value;
+  if (!std::isfinite(value)) {
+    return fmt::format_to(out, FMT_COMPILE("{}"), value);
+  }
+  if (std::signbit(value)) *out++ = '-';
+  if (value == 0) {
+    *out = '0';
+    return out + 1;
+  }
+  const std::uint64_t significand = decimal.significand;  // < 10^17
+  const int count = fmt::detail::count_digits(significand);
+  // All 17 digits, leading zeros included, whatever the count: branches on
+  // the count would mispredict, as probabilities have 15 to 17 digits.
+  // Zeroed past them for the block copies.
   char digit_buffer[48] = {};
-  char* const digits_end = digit_buffer + 20;
-  char* digits = digits_end;
-  std::uint64_t rest = decimal.significand;
-  while (rest >= 100) {
-    digits -= 2;
-    std::memcpy(digits, fmt::detail::digits2(rest % 100), 2);
-    rest /= 100;
-  }
-  if (rest >= 10) {
-    digits -= 2;
-    std::memcpy(digits, fmt::detail::digits2(rest), 2);
-  } else {
-    *--digits = static_cast<char>('0' + rest);
-  }
-  const int count = static_cast<int>(digits_end - digits);
+  const auto high = static_cast<std::uint32_t>(significand / 100000000);
+  digit_buffer[0] = static_cast<char>('0' + high / 100000000);
+  WriteEightDigits(high % 100000000, digit_buffer + 1);
+  WriteEightDigits(static_cast<std::uint32_t>(significand % 100000000),
+                   digit_buffer + 9);
+  const char* const digits = digit_buffer + 17 - count;
   const int exponent = decimal.exponent;  // value = digits * 10^exponent
   const int scientific_exponent = exponent + count - 1;
   // `from` is in digit_buffer, whose 17 bytes from any digit are readable.
   auto put = [&](const char* from, int n) {  // n <= 17
-    std::memcpy(end, from, 17);
-    end += n;
+    std::memcpy(out, from, 17);
+    out += n;
   };
   if (scientific_exponent < -4 || scientific_exponent >= 16) {
-    *end++ = digits[0];
+    *out++ = digits[0];
     if (count > 1) {
-      *end++ = '.';
+      *out++ = '.';
       put(digits + 1, count - 1);
     }
-    *end++ = 'e';
+    *out++ = 'e';
     int e = scientific_exponent;
-    *end++ = e < 0 ? '-' : '+';
+    *out++ = e < 0 ? '-' : '+';
     if (e < 0) e = -e;
     if (e >= 100) {
-      if (e >= 1000) *end++ = static_cast<char>('0' + e / 1000);
-      *end++ = static_cast<char>('0' + e / 100 % 10);
+      if (e >= 1000) *out++ = static_cast<char>('0' + e / 1000);
+      *out++ = static_cast<char>('0' + e / 100 % 10);
       e %= 100;
     }
     // Two bytes exactly: the digit-pair table ends right after "99".
-    std::memcpy(end, fmt::detail::digits2(static_cast<std::size_t>(e)), 2);
-    end += 2;
+    std::memcpy(out, fmt::detail::digits2(static_cast<std::size_t>(e)), 2);
+    out += 2;
   } else if (exponent >= 0) {  // 1234e2 -> 123400
     put(digits, count);
-    std::memset(end, '0', 16);  // exponent < 16 here
-    end += exponent;
+    std::memset(out, '0', 16);  // exponent < 16 here
+    out += exponent;
   } else if (const int point = exponent + count; point > 0) {  // 12.34
     put(digits, point);
-    *end++ = '.';
+    *out++ = '.';
     put(digits + point, count - point);
-  } else {  // 0.001234
-    *end++ = '0';
-    *end++ = '.';
-    std::memset(end, '0', 4);  // -point <= 3 here
-    end += -point;
+  } else {                         // 0.001234
+    std::memcpy(out, "0.000", 5);  // -point <= 3 here
+    out += 2 - point;
     put(digits, count);
   }
-  out.append(text, static_cast<std::size_t>(end - text));
+  return out;
+}
+
+void AppendShortestDouble(double value, std::string& out) {
+  const std::size_t size = out.size();
+  out.resize(size + kShortestDoubleRoom);
+  out.resize(static_cast<std::size_t>(
+      WriteShortestDouble(value, out.data() + size) - out.data()));
 }
 
 }  // namespace latefuse

@@ -31,6 +31,7 @@
 #define LATEFUSE_CORE_OUTPUT_H_
 
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -45,11 +46,55 @@ struct OutputOptions {
   bool explain = false;  // add "weights": {name: w} when the combiner explains
 };
 
+namespace output_internal {
+
+// Names as JSON string literals, each stored once as `, "name": ` with 15
+// bytes of padding after it, so that a record copies the part it needs in
+// 16-byte blocks (a copy of a variable length would be a call to memcpy).
+class QuotedNames {
+ public:
+  explicit QuotedNames(const std::vector<std::string>& names);
+
+  // Writes name `i` as a list's item, `"name"`, after ", " unless first; at
+  // `out`, which has room for max_key() + 15 bytes. Returns the end.
+  char* WriteItem(std::size_t i, bool first, char* out) const {
+    return Write(i, first ? 2 : 0, 2, out);
+  }
+  // The same as an object's key: `"name": `.
+  char* WriteKey(std::size_t i, bool first, char* out) const {
+    return Write(i, first ? 2 : 0, 0, out);
+  }
+
+  // The longest key with its ", ", and all of them together.
+  std::size_t max_key() const { return max_key_; }
+  std::size_t total() const { return total_; }
+
+ private:
+  static constexpr std::size_t kPadding = 15;
+
+  char* Write(std::size_t i, std::size_t skip_front, std::size_t skip_back,
+              char* out) const {
+    const char* from = text_.data() + begin_[i] + skip_front;
+    const std::size_t n =
+        begin_[i + 1] - begin_[i] - kPadding - skip_front - skip_back;
+    for (std::size_t at = 0; at < n; at += 16)
+      std::memcpy(out + at, from + at, 16);
+    return out + n;
+  }
+
+  std::string text_;
+  std::vector<std::size_t> begin_;  // [names + 1]: each key's ", " in text_
+  std::size_t max_key_ = 0;
+  std::size_t total_ = 0;
+};
+
+}  // namespace output_internal
+
 // Writes the records of one pipeline: the class and modality names are
-// quoted once, and numbers are formatted straight into `out`. What `latefuse
-// run`, `serve` and OIP responses write with, row after row; holds a
-// reference to `config`. Const methods only: several threads may share one
-// writer.
+// quoted once, and each record is written through a char* into `out`, grown
+// once to a bound and trimmed to the text. What `latefuse run`, `serve` and
+// OIP responses write with, row after row; holds a reference to `config`.
+// Const methods only: several threads may share one writer.
 //
 //   RecordWriter writer(pipeline.config(), options);
 //   for (std::size_t r = 0; r < batch.rows; ++r)
@@ -69,13 +114,22 @@ class RecordWriter {
                      std::size_t row, std::string& out) const;
 
  private:
-  void AppendShadows(const BatchResult& result, std::size_t row,
-                     std::string& out) const;
+  class Sink;  // grows the output string for writing through a char*
+
+  char* WriteOutcome(const InputBatch& batch, const BatchResult& result,
+                     std::size_t row, Sink& sink, char* p) const;
+  char* WriteShadows(const BatchResult& result, std::size_t row, Sink& sink,
+                     char* p) const;
+  char* WriteDistribution(const double* values, char* p) const;
 
   const PipelineConfig& config_;
   OutputOptions options_;
-  std::vector<std::string> classes_;     // JSON string literals
-  std::vector<std::string> modalities_;  // JSON string literals
+  output_internal::QuotedNames classes_;
+  output_internal::QuotedNames modalities_;
+  // The most text of one {"class": p, ...}, and of a record of an ok row
+  // without strings (the first guess at a record's room).
+  std::size_t distribution_bound_ = 0;
+  std::size_t record_bound_ = 0;
 };
 
 // "ok", "abstain" or "error": a record's "status".
