@@ -320,9 +320,15 @@ class Stages {
 
   Slot& SlotOf(std::size_t batch) { return slots_[batch % slots_.size()]; }
 
-  // Whether every batch before `batch` is all the reader will hand on.
-  bool AllReadBefore(std::size_t batch) const {
-    return reading_done_ && batch == batches_read_;
+  // Waits until batch number `batch` reaches `stage` (true), or the reader
+  // has handed on every batch and this one is not among them (false).
+  bool Await(std::condition_variable& ready, std::size_t batch, Stage stage) {
+    const Slot& slot = SlotOf(batch);
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready.wait(lock, [&] {
+      return slot.stage == stage || (reading_done_ && batch == batches_read_);
+    });
+    return slot.stage == stage;
   }
 
   void Read() {
@@ -427,14 +433,8 @@ class Stages {
   // On the calling thread: the engine, batch after batch.
   void Fuse() {
     for (std::size_t batch = 0;; ++batch) {
+      if (!Await(parsed_ready_, batch, Stage::kParsed)) return;
       Slot& slot = SlotOf(batch);
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        parsed_ready_.wait(lock, [&] {
-          return slot.stage == Stage::kParsed || AllReadBefore(batch);
-        });
-        if (slot.stage != Stage::kParsed) return;
-      }
       engine_.Run(slot.batch, slot.result);
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -447,14 +447,8 @@ class Stages {
   void Write() {
     Clock::time_point last_progress = start_;
     for (std::size_t batch = 0;; ++batch) {
+      if (!Await(formatted_ready_, batch, Stage::kFormatted)) break;
       Slot& slot = SlotOf(batch);
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        formatted_ready_.wait(lock, [&] {
-          return slot.stage == Stage::kFormatted || AllReadBefore(batch);
-        });
-        if (slot.stage != Stage::kFormatted) break;
-      }
       if (!output_failed_.load() && !sink_.Write(slot.records))
         output_failed_.store(true);
       Tally(slot.batch, slot.result, summary_);
