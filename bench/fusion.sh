@@ -3,7 +3,7 @@
 #
 #   bench/fusion.sh [BUILD_DIR]            # default: build
 #   STAGES=engine bench/fusion.sh build    # only the engine against the hand loop
-#   STAGES=run ROWS=1000000,10000 bench/fusion.sh build
+#   STAGES=run ROWS=1000000,10000 REPEAT=5 bench/fusion.sh build
 #
 # Needs the built `latefuse`, engine_bench and plugins:
 #   cmake --build build -j2 --target latefuse engine_bench
@@ -20,9 +20,11 @@
 #    median latency through Engine::Run.
 # 3. STAGES has "run": for each workload and each row count, `latefuse run`
 #    and bench/sklearn_fuse.py (scikit-learn soft voting) on the same JSONL,
-#    each under /usr/bin/time -v: rows/s from the process's wall-clock time
-#    (start to exit, loading included, for both), peak RSS, and the check that
-#    the two outputs agree (probabilities within 1e-9); exits 1 if they do not.
+#    REPEAT times each (default 3), turn about, each under /usr/bin/time -v:
+#    rows/s from the median of each program's wall-clock times (start to exit,
+#    loading included, for both; every time is printed), the larger peak RSS,
+#    and the check that the two outputs agree (probabilities within 1e-9);
+#    exits 1 if they do not.
 # Prints the machine's load average before each stage: on a shared machine
 # only ratios measured in the same run mean much.
 set -euo pipefail
@@ -33,6 +35,7 @@ build="$(cd "${1:-$root/build}" && pwd)"
 rows="${ROWS:-1000000,10000}"
 mfeat_rows="${MFEAT_ROWS:-100000,10000}"
 stages="${STAGES:-engine run}"
+repeat="${REPEAT:-3}"
 work="$build/bench-fusion"
 latefuse="$build/core/cli/latefuse"
 bench="$build/bench/engine_bench"
@@ -116,8 +119,14 @@ print(seconds, fields["Maximum resident set size (kbytes)"])
 PY
 }
 
+# The median of the numbers given.
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
+  print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# The largest of the numbers given.
+largest() { printf '%s\n' "$@" | sort -g | tail -1; }
+
 if [[ " $stages " == *" run "* ]]; then
-  echo "== latefuse run against scikit-learn, end to end; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== latefuse run against scikit-learn, end to end, $repeat runs each, turn about; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   printf "%-14s %8s %14s %14s %8s %12s %12s  %s\n" workload rows \
     "latefuse r/s" "sklearn r/s" ratio "latefuse RSS" "sklearn RSS" check
   for dir in "$work"/*/; do
@@ -126,16 +135,24 @@ if [[ " $stages " == *" run "* ]]; then
     [ "$w" = mfeat ] && want="$mfeat_rows"
     for n in ${want//,/ }; do
       in="$dir/rows_$n.jsonl"
-      read -r lf_s lf_kb < <(measure "$work/time_lf.txt" "$latefuse" run -q \
-        -i "$in" -o "$work/out_latefuse.jsonl" "$dir/pipeline.yaml")
-      read -r sk_s sk_kb < <(measure "$work/time_sk.txt" "$py" \
-        "$here/sklearn_fuse.py" "$dir" "$in" "$work/out_sklearn.jsonl")
+      lf_times=() sk_times=() lf_rss=() sk_rss=()
+      for ((i = 0; i < repeat; ++i)); do
+        rm -f "$work/out_latefuse.jsonl" "$work/out_sklearn.jsonl"
+        read -r s kb < <(measure "$work/time_lf.txt" "$latefuse" run -q \
+          -i "$in" -o "$work/out_latefuse.jsonl" "$dir/pipeline.yaml")
+        lf_times+=("$s") lf_rss+=("$kb")
+        read -r s kb < <(measure "$work/time_sk.txt" "$py" \
+          "$here/sklearn_fuse.py" "$dir" "$in" "$work/out_sklearn.jsonl")
+        sk_times+=("$s") sk_rss+=("$kb")
+      done
       check="$("$py" "$here/sklearn_fuse.py" --check "$work/out_latefuse.jsonl" \
         "$work/out_sklearn.jsonl" | sed 's/^check: [0-9]* rows, //')" || failed=1
-      awk -v w="$w" -v n="$n" -v a="$lf_s" -v b="$sk_s" -v ra="$lf_kb" \
-        -v rb="$sk_kb" -v c="$check" 'BEGIN {
+      awk -v w="$w" -v n="$n" -v a="$(median "${lf_times[@]}")" \
+        -v b="$(median "${sk_times[@]}")" -v ra="$(largest "${lf_rss[@]}")" \
+        -v rb="$(largest "${sk_rss[@]}")" -v c="$check" 'BEGIN {
         printf "%-14s %8d %14.0f %14.0f %7.1fx %9.0f MB %9.0f MB  %s\n",
           w, n, n / a, n / b, b / a, ra / 1024, rb / 1024, c }'
+      echo "               wall s: latefuse ${lf_times[*]}; scikit-learn ${sk_times[*]}"
       rm -f "$work/out_latefuse.jsonl" "$work/out_sklearn.jsonl"
     done
   done
